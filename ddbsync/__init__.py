@@ -1,0 +1,1 @@
+"""ddbsync: keep Amazon Aurora PostgreSQL in step with Amazon DynamoDB."""

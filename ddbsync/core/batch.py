@@ -1,0 +1,157 @@
+"""One stream batch, end to end: decode, coalesce, apply, commit, and the failure contract.
+
+The contract is that of Lambda's `ReportBatchItemFailures` for streams:
+- data that cannot be applied goes to the rejects table and the batch succeeds (no blocked shard);
+- an error that may pass (lost connection, deadlock, serialization failure) rolls the whole batch
+  back and reports its first record, so Lambda delivers the batch again from there;
+- anything else (a missing table, a bug) raises, so the event source mapping's retries, bisection
+  and on-failure destination take over. Nothing is ever committed half.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import psycopg2
+import psycopg2.extensions
+
+from ddbsync.core.apply import ApplyCounts, apply_changes
+from ddbsync.core.coalesce import last_change_per_item
+from ddbsync.core.decode import Change, ConfigurationError, Reject, decode_record
+from ddbsync.core.rejects import RejectedRecord, write_rejects
+from schema.model import Mappings, TableMapping
+
+logger = logging.getLogger(__name__)
+
+# Errors after which the same batch may well succeed: report it for retry.
+RETRYABLE_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+# Errors that mean some value does not fit the database: find the record and reject it.
+DATA_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError)
+
+Connect = Callable[[], psycopg2.extensions.connection]
+
+__all__ = ["BatchResult", "ConfigurationError", "Replicator"]
+
+
+@dataclass
+class BatchResult:
+    """What one batch did, and which record Lambda must deliver again (if any)."""
+
+    records: int
+    counts: ApplyCounts = field(default_factory=ApplyCounts)
+    rejected: int = 0
+    retry_from: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def applied(self) -> int:
+        return self.records - self.rejected if self.retry_from is None else 0
+
+    def response(self) -> dict[str, list[dict[str, str]]]:
+        """The `ReportBatchItemFailures` answer for Lambda."""
+        failures = [] if self.retry_from is None else [{"itemIdentifier": self.retry_from}]
+        return {"batchItemFailures": failures}
+
+
+def _sequence_number(record: dict[str, Any]) -> str:
+    return str((record.get("dynamodb") or {}).get("SequenceNumber", ""))
+
+
+class Replicator:
+    """Applies stream batches to one database through the mappings, reusing one connection."""
+
+    def __init__(self, mappings: Mappings, connect: Connect) -> None:
+        self.mappings = mappings
+        self._connect = connect
+        self._connection: psycopg2.extensions.connection | None = None
+
+    def connection(self) -> psycopg2.extensions.connection:
+        """The open connection, or a new one if there is none or the last one broke."""
+        if self._connection is None or self._connection.closed:
+            self._connection = self._connect()
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None and not self._connection.closed:
+            self._connection.close()
+        self._connection = None
+
+    def process(self, records: Sequence[dict[str, Any]]) -> BatchResult:
+        """Apply one batch of stream records in one transaction."""
+        started = time.perf_counter()
+        result = BatchResult(records=len(records))
+        if not records:
+            return result
+        decoded = [decode_record(record, i, self.mappings) for i, record in enumerate(records)]
+        changes = [d for d in decoded if isinstance(d, Change)]
+        rejects = [RejectedRecord(records[d.position], d.reason, d.table_name) for d in decoded if isinstance(d, Reject)]
+        try:
+            connection = self.connection()
+            result.counts, late_rejects = self._apply(connection, last_change_per_item(changes), records)
+            rejects += late_rejects
+            with connection.cursor() as cursor:
+                write_rejects(cursor, rejects)
+            connection.commit()
+        except RETRYABLE_ERRORS as error:
+            self._discard()
+            result.retry_from = _sequence_number(records[0])
+            result.error = f"{type(error).__name__}: {str(error).strip()}"
+            logger.warning("batch rolled back, will be retried: %s", result.error)
+        except BaseException:
+            self._discard()
+            raise
+        result.rejected = len(rejects) if result.retry_from is None else 0
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _apply(
+        self, connection: psycopg2.extensions.connection, changes: list[Change], records: Sequence[dict[str, Any]]
+    ) -> tuple[ApplyCounts, list[RejectedRecord]]:
+        by_table: dict[TableMapping, list[Change]] = defaultdict(list)
+        for change in changes:
+            by_table[change.table].append(change)
+        # Tables in name order, so concurrent batches lock in the same order.
+        tables = sorted(by_table, key=lambda t: t.sql_table)
+        try:
+            with connection.cursor() as cursor:
+                counts = ApplyCounts()
+                for table in tables:
+                    counts += apply_changes(cursor, table, by_table[table])
+                return counts, []
+        except DATA_ERRORS as error:
+            logger.warning("a value did not fit the database, isolating it: %s", str(error).strip())
+            connection.rollback()
+        return self._apply_one_by_one(connection, [c for t in tables for c in by_table[t]], records)
+
+    def _apply_one_by_one(
+        self, connection: psycopg2.extensions.connection, changes: list[Change], records: Sequence[dict[str, Any]]
+    ) -> tuple[ApplyCounts, list[RejectedRecord]]:
+        """The rare path: a value passed the checks but not the database; reject just that record."""
+        counts, rejects = ApplyCounts(), []
+        with connection.cursor() as cursor:
+            for change in changes:
+                cursor.execute("SAVEPOINT ddbsync_change")
+                try:
+                    counts += apply_changes(cursor, change.table, [change])
+                except DATA_ERRORS as error:
+                    cursor.execute("ROLLBACK TO SAVEPOINT ddbsync_change")
+                    reason = f"database refused the row: {str(error).strip().splitlines()[0]}"
+                    rejects.append(RejectedRecord(records[change.position], reason, change.table.dynamodb_table))
+                cursor.execute("RELEASE SAVEPOINT ddbsync_change")
+        return counts, rejects
+
+    def _discard(self) -> None:
+        """Roll back and drop a connection that may be broken; the next batch opens a new one."""
+        if self._connection is None:
+            return
+        try:
+            if not self._connection.closed:
+                self._connection.rollback()
+        except psycopg2.Error:
+            pass  # the connection is gone either way
+        self.close()

@@ -1,0 +1,147 @@
+"""Stream record -> a change to one SQL row, or a reject with its reason.
+
+Pure functions from a record (Lambda's JSON shape: typed values, numbers as text, binary as base64)
+to the row the mapping describes. Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ddbsync.core.version import VersionError, stream_version
+from schema.model import Mappings, TableMapping
+from schema.types import ConversionError, to_json, to_plain, typed_value
+
+UNUSABLE_VIEW_TYPES = ("KEYS_ONLY", "OLD_IMAGE")
+
+
+class ConfigurationError(RuntimeError):
+    """The stream or the deployment cannot work as configured; no record can be applied."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """The latest state of one item as a SQL row, or its deletion, with the version that orders it."""
+
+    table: TableMapping
+    item_key: str
+    version: int
+    deleted: bool
+    values: tuple[Any, ...]  # one SQL parameter per mapped attribute, in mapping order
+    extras: str | None  # JSON object of unmapped attributes
+    position: int  # index of the record in its batch
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A record that cannot be applied as it is, kept whole with the reason."""
+
+    position: int
+    reason: str
+    table_name: str | None
+
+
+def table_name_from_arn(arn: str) -> str:
+    """`arn:aws:dynamodb:region:account:table/Employees/stream/...` -> `Employees`."""
+    _, _, resource = arn.partition(":table/")
+    name = resource.split("/", 1)[0]
+    if not name:
+        raise ValueError(f"eventSourceARN {arn!r} names no DynamoDB table")
+    return name
+
+
+def check_view_type(view_type: str | None, where: str) -> None:
+    """Replication needs the new image; fail loudly if the stream only carries keys or old images."""
+    if view_type in UNUSABLE_VIEW_TYPES:
+        raise ConfigurationError(
+            f"{where}: stream view type {view_type} carries no new image; "
+            "set StreamViewType to NEW_AND_OLD_IMAGES (or NEW_IMAGE)"
+        )
+
+
+def item_key(table: TableMapping, values: tuple[Any, ...]) -> str:
+    """A canonical text for an item's key, equal for equal keys whatever their spelling (`1E+2`, `100`)."""
+    return json.dumps([_key_text(values[i]) for i in table.key_positions])
+
+
+def _key_text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, int):
+        return str(value)
+    return value
+
+
+def decode_record(record: dict[str, Any], position: int, mappings: Mappings) -> Change | Reject:
+    """Decode one stream record through its table's mapping."""
+    table_name: str | None = None
+    try:
+        table_name = table_name_from_arn(record.get("eventSourceARN", ""))
+        table = mappings.for_dynamodb_table(table_name)
+        if table is None:
+            return Reject(position, f"no mapping for DynamoDB table {table_name!r}", table_name)
+        dynamodb = record["dynamodb"]
+        check_view_type(dynamodb.get("StreamViewType"), f"table {table_name}")
+        version = stream_version(dynamodb)
+        event = record.get("eventName")
+        if event == "REMOVE":
+            image, deleted = dynamodb["Keys"], True
+        elif event in ("INSERT", "MODIFY"):
+            image = dynamodb.get("NewImage")
+            if image is None:
+                raise ConfigurationError(
+                    f"table {table_name}: {event} record without NewImage; the stream must carry new images"
+                )
+            deleted = False
+        else:
+            return Reject(position, f"unknown eventName {event!r}", table_name)
+        values, extras = decode_image(table, image, keys_only=deleted)
+        return Change(table, item_key(table, values), version, deleted, values, extras, position)
+    except (ConversionError, VersionError, ValueError, KeyError, TypeError, AttributeError) as error:
+        reason = str(error) if not isinstance(error, KeyError) else f"record has no {error}"
+        return Reject(position, reason, table_name)
+
+
+def decode_image(table: TableMapping, image: dict[str, Any], keys_only: bool = False) -> tuple[tuple[Any, ...], str | None]:
+    """A DynamoDB item image as the mapped row's values plus its unmapped attributes."""
+    if not isinstance(image, dict):
+        raise ConversionError("item image is not a map")
+    values = []
+    for attribute in table.attributes:
+        value = image.get(attribute.name)
+        if value is None:
+            if attribute.name in table.key_names:
+                raise ConversionError(f"key attribute {attribute.name!r} is missing")
+            values.append(None)
+            continue
+        tag, raw = typed_value(value)
+        if keys_only and attribute.name not in table.key_names:
+            values.append(None)
+        elif tag == "NULL":
+            if attribute.name in table.key_names:
+                raise ConversionError(f"key attribute {attribute.name!r} is NULL")
+            values.append(None)
+        elif tag not in attribute.type.accepts:
+            raise ConversionError(
+                f"attribute {attribute.name!r} is {tag}, but its column {attribute.column} ({attribute.sql_type}) "
+                f"takes {'/'.join(sorted(attribute.type.accepts))}"
+            )
+        else:
+            try:
+                values.append(attribute.type.convert(tag, raw))
+            except ConversionError as error:
+                raise ConversionError(f"attribute {attribute.name!r}: {error}") from None
+    if keys_only:
+        return tuple(values), None
+    unknown = [name for name in image if table.attribute(name) is None]
+    if unknown and table.unknown_attributes == "reject":
+        raise ConversionError(f"attributes not in the mapping: {', '.join(sorted(unknown))}")
+    extras = None
+    if unknown and table.keeps_extras:
+        try:
+            extras = to_json({name: to_plain(*typed_value(image[name])) for name in unknown})
+        except ConversionError as error:
+            raise ConversionError(f"unmapped attribute: {error}") from None
+    return tuple(values), extras

@@ -1,0 +1,1 @@
+"""Lambda entry points: thin wrappers over ddbsync.core."""

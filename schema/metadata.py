@@ -1,0 +1,90 @@
+"""The SQL side of the mappings: SQLAlchemy Core tables that Alembic compares and migrates.
+
+Besides one table per mapping, the metadata holds ddbsync's bookkeeping, so it is migrated like
+everything else: the per-row version, the tombstones that keep deletes from being undone by late
+older changes, and the rejects table.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Identity, Index, MetaData, PrimaryKeyConstraint, Table, func
+from sqlalchemy.dialects import postgresql as pg
+
+from schema.model import Mappings, TableMapping
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+VERSION_COLUMN = "_ddb_version"
+EXTRAS_COLUMN = "_ddb_extras"
+SYNCED_AT_COLUMN = "_ddb_synced_at"
+TOMBSTONES_TABLE = "ddbsync_tombstones"
+REJECTS_TABLE = "ddbsync_rejects"
+
+
+def build_metadata(mappings: Mappings) -> MetaData:
+    """One `MetaData` for every mapped table plus the bookkeeping tables."""
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    for mapping in mappings:
+        mapped_table(metadata, mapping)
+    _tombstones(metadata)
+    _rejects(metadata)
+    return metadata
+
+
+def mapped_table(metadata: MetaData, mapping: TableMapping) -> Table:
+    """The SQL table a mapping lands in: its columns, then ddbsync's version and extras."""
+    keys = set(mapping.key_names)
+    # autoincrement=False: keys come from DynamoDB, so an integer key must not become a SERIAL.
+    columns = [
+        Column(a.column, a.type.sa_type, nullable=a.name not in keys, autoincrement=False) for a in mapping.attributes
+    ]
+    if mapping.keeps_extras:
+        columns.append(Column(EXTRAS_COLUMN, pg.JSONB(), nullable=True))
+    columns += [
+        # (ApproximateCreationDateTime second, SequenceNumber) as one exact number; see ddbsync.core.version.
+        Column(VERSION_COLUMN, pg.NUMERIC(), nullable=False),
+        Column(SYNCED_AT_COLUMN, pg.TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+    ]
+    key_columns = [a.column for a in mapping.key_attributes]
+    return Table(mapping.sql_table, metadata, *columns, PrimaryKeyConstraint(*key_columns))
+
+
+def _tombstones(metadata: MetaData) -> Table:
+    return Table(
+        TOMBSTONES_TABLE,
+        metadata,
+        Column("table_name", pg.TEXT(), nullable=False),
+        Column("item_key", pg.TEXT(), nullable=False),
+        Column("version", pg.NUMERIC(), nullable=False),
+        Column("deleted_at", pg.TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+        PrimaryKeyConstraint("table_name", "item_key"),
+        Index(None, "deleted_at"),
+    )
+
+
+def _rejects(metadata: MetaData) -> Table:
+    return Table(
+        REJECTS_TABLE,
+        metadata,
+        Column("id", pg.BIGINT(), Identity(always=False), primary_key=True),
+        Column("rejected_at", pg.TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+        Column("dynamodb_table", pg.TEXT(), nullable=True),
+        Column("event_name", pg.TEXT(), nullable=True),
+        Column("sequence_number", pg.TEXT(), nullable=True),
+        Column("reason", pg.TEXT(), nullable=False),
+        # json, not jsonb: it keeps the record byte for byte, NUL escapes included.
+        Column("record", pg.JSON(), nullable=False),
+        Column("replayed_at", pg.TIMESTAMP(timezone=True), nullable=True),
+        Index(None, "dynamodb_table", "rejected_at"),
+    )
+
+
+def owned_tables(mappings: Mappings) -> set[str]:
+    """Names of every table ddbsync creates; autogenerate leaves all others alone."""
+    return {m.sql_table for m in mappings} | {TOMBSTONES_TABLE, REJECTS_TABLE}
