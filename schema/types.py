@@ -13,7 +13,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any, Callable
 
 import simplejson
@@ -97,7 +97,9 @@ def canonical_number(number: Decimal) -> str:
     """The one spelling of a number, as DynamoDB returns it: `1E+2` -> `100`, `1.50` -> `1.5`, `-0` -> `0`."""
     if number == 0:
         return "0"
-    return format(number.normalize(), "f")
+    # normalize() rounds to the context's precision (28 by default); give it every digit.
+    exact = Context(prec=max(1, len(number.as_tuple().digits)))
+    return format(number.normalize(exact), "f")
 
 
 def _numeric(precision: int | None, scale: int | None) -> Converter:

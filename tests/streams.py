@@ -108,3 +108,27 @@ class ModelTable:
 def event(records: list[dict[str, Any]]) -> dict[str, Any]:
     """A Lambda event for a batch of records."""
     return {"Records": records}
+
+
+_next_sequence = [5 * 10**20]
+
+
+def raw_record(
+    table: str,
+    event_name: str,
+    keys: dict[str, Any],
+    new_image: dict[str, Any] | None = None,
+    sequence: int | None = None,
+    created: float | None = 1_795_000_000.0,
+    view_type: str = "NEW_AND_OLD_IMAGES",
+) -> dict[str, Any]:
+    """A stream record from DynamoDB JSON written by hand, for values a serializer would tidy up."""
+    if sequence is None:
+        _next_sequence[0] += 1
+        sequence = _next_sequence[0]
+    dynamodb: dict[str, Any] = {"Keys": keys, "SequenceNumber": str(sequence), "StreamViewType": view_type}
+    if created is not None:
+        dynamodb["ApproximateCreationDateTime"] = created
+    if new_image is not None:
+        dynamodb["NewImage"] = new_image
+    return {"eventName": event_name, "eventSourceARN": stream_arn(table), "dynamodb": dynamodb}

@@ -1,0 +1,100 @@
+"""The mapping model: the shipped examples, defaults, and one clear error per broken mapping."""
+
+from __future__ import annotations
+
+import pytest
+
+from schema.model import MappingError, load_mappings, parse_mapping
+
+
+def mapping(**overrides):
+    data = {
+        "dynamodb_table": "Orders",
+        "partition_key": "pk",
+        "attributes": {"pk": {"type": "S"}, "total": {"type": "N"}},
+    }
+    data.update(overrides)
+    return data
+
+
+def test_shipped_employees_mapping_matches_the_seed():
+    employees = load_mappings().for_dynamodb_table("Employees")
+    assert employees.sql_table == "employees"
+    assert employees.key_names == ("Id",)
+    assert [(a.name, a.ddb_type, a.column, a.sql_type) for a in employees.attributes] == [
+        ("Id", "N", "id", "bigint"),
+        ("empName", "S", "name", "varchar(20)"),
+        ("empDepartment", "S", "department", "varchar(10)"),
+    ]
+
+
+def test_composite_key_example_has_partition_and_sort_key():
+    table = load_mappings().for_dynamodb_table("dynamotest")
+    assert table.key_names == ("id", "datetime")
+    assert [a.column for a in table.key_attributes] == ["id", "event_time"]
+
+
+def test_defaults_are_snake_case_columns_and_exact_types():
+    table = parse_mapping(
+        mapping(attributes={
+            "pk": "S", "orderTotal": "N", "blob": "B", "paid": "BOOL", "tags": "SS", "sizes": "NS",
+            "chunks": "BS", "items": "L", "address": "M", "nothing": "NULL",
+        })
+    )
+    assert {a.name: (a.column, a.sql_type) for a in table.attributes} == {
+        "pk": ("pk", "text"),
+        "orderTotal": ("order_total", "numeric"),
+        "blob": ("blob", "bytea"),
+        "paid": ("paid", "boolean"),
+        "tags": ("tags", "text[]"),
+        "sizes": ("sizes", "numeric[]"),
+        "chunks": ("chunks", "bytea[]"),
+        "items": ("items", "jsonb"),
+        "address": ("address", "jsonb"),
+        "nothing": ("nothing", "jsonb"),
+    }
+    assert table.unknown_attributes == "extras"
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"attributes": {"pk": {"type": "S"}, "total": {"type": "X"}}}, "mapping Orders.total: unknown DynamoDB type 'X'"),
+        (
+            {"attributes": {"pk": {"type": "S"}, "a": {"type": "S", "column": "c"}, "b": {"type": "N", "column": "c"}}},
+            "mapping Orders.b: column 'c' is already used by a",
+        ),
+        ({"partition_key": "missing"}, "mapping Orders.missing: partition_key is not a mapped attribute"),
+        ({"sort_key": "nope"}, "mapping Orders.nope: sort_key is not a mapped attribute"),
+        (
+            {"attributes": {"pk": {"type": "S"}, "total": {"type": "N", "column": "x" * 64}}},
+            "mapping Orders.total: column '" + "x" * 64 + "' is 64 bytes; PostgreSQL names hold at most 63",
+        ),
+        ({"sql_table": "t" * 70}, "mapping Orders: sql_table"),
+        ({"attributes": {"pk": {"type": "S"}, "total": {"type": "N", "sql": "varchar(5)"}}}, "mapping Orders.total: a N attribute cannot be stored as varchar(5)"),
+        ({"attributes": {"pk": {"type": "S"}, "total": {"type": "N", "sql": "money"}}}, "mapping Orders.total: unsupported SQL type 'money'"),
+        ({"attributes": {"pk": {"type": "M"}}}, "mapping Orders.pk: a key attribute must be of type S, N, B, not M"),
+        ({"unknown_attributes": "keep"}, "mapping Orders: unknown_attributes = 'keep' (allowed: extras, reject, ignore)"),
+        ({"attributes": {"pk": {"type": "S"}, "t": {"type": "S", "column": "_ddb_version"}}}, "mapping Orders.t: column '_ddb_version' uses the prefix"),
+        ({"attributes": {"pk": {"type": "S", "colum": "p"}}}, "mapping Orders.pk: unknown setting 'colum'"),
+    ],
+)
+def test_broken_mapping_names_table_and_attribute(overrides, message):
+    with pytest.raises(MappingError) as error:
+        parse_mapping(mapping(**overrides))
+    assert message in str(error.value)
+
+
+def test_two_mappings_for_one_sql_table_are_refused(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.toml").write_text(
+            f'dynamodb_table = "{name}"\nsql_table = "same"\npartition_key = "k"\n[attributes]\nk = "S"\n'
+        )
+    with pytest.raises(MappingError, match="mapping b: sql_table 'same' is mapped twice"):
+        load_mappings(tmp_path)
+
+
+def test_invalid_toml_names_the_file(tmp_path):
+    (tmp_path / "broken.toml").write_text("dynamodb_table = \n")
+    with pytest.raises(MappingError, match="broken.toml: not valid TOML"):
+        load_mappings(tmp_path)

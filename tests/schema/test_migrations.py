@@ -1,0 +1,106 @@
+"""Generated migrations: mapping, migrations and the live database agree, and evolve together."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg2
+
+from ddbsync.core import Replicator
+from ddbsync.core.connection import connect
+from schema.model import load_mappings
+from tests.conftest import ROOT
+from tests.streams import ModelTable
+
+
+def alembic(cwd: Path, url: str, *args: str, mappings: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the `alembic` command as a user would, with the URL form users pass."""
+    env = {**os.environ, "DATABASE_URL": url}
+    env.pop("DDBSYNC_MAPPINGS", None)
+    if mappings is not None:
+        env["DDBSYNC_MAPPINGS"] = str(mappings)
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def columns(url: str, table: str) -> list[tuple[str, str]]:
+    with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position",
+            (table,),
+        )
+        return cursor.fetchall()
+
+
+def test_upgrade_head_then_check_is_clean(empty_database):
+    upgrade = alembic(ROOT, empty_database, "upgrade", "head")
+    assert upgrade.returncode == 0, upgrade.stderr
+    check = alembic(ROOT, empty_database, "check")
+    assert check.returncode == 0, f"mapping and migrations disagree:\n{check.stdout}{check.stderr}"
+    assert columns(empty_database, "employees") == [
+        ("id", "bigint"),
+        ("name", "character varying"),
+        ("department", "character varying"),
+        ("_ddb_extras", "jsonb"),
+        ("_ddb_version", "numeric"),
+        ("_ddb_synced_at", "timestamp with time zone"),
+    ]
+
+
+def test_check_fails_when_the_database_lags_the_mapping(empty_database):
+    assert alembic(ROOT, empty_database, "check").returncode != 0
+
+
+def test_new_attribute_becomes_exactly_one_add_column_and_fills(tmp_path, empty_database):
+    # Given a copy of the project's schema and a mapping with one more attribute
+    shutil.copy(ROOT / "alembic.ini", tmp_path)
+    shutil.copytree(ROOT / "schema", tmp_path / "schema", ignore=shutil.ignore_patterns("__pycache__"))
+    mappings = tmp_path / "schema" / "mappings"
+    employees = mappings / "employees.toml"
+    employees.write_text(employees.read_text() + 'empEmail = { type = "S", column = "email", sql = "varchar(80)" }\n')
+    assert alembic(tmp_path, empty_database, "upgrade", "head", mappings=mappings).returncode == 0
+
+    # When autogenerate runs
+    revision = alembic(tmp_path, empty_database, "revision", "--autogenerate", "-m", "add email", mappings=mappings)
+    assert revision.returncode == 0, revision.stderr
+
+    # Then it wrote one migration holding exactly one add_column
+    (generated,) = (tmp_path / "schema" / "versions").glob("*add_email.py")
+    upgrade_body = generated.read_text().split("def upgrade()")[1].split("def downgrade()")[0]
+    operations = re.findall(r"op\.\w+\(", upgrade_body)
+    assert operations == ["op.add_column("], upgrade_body
+    assert "'employees', sa.Column('email', sa.VARCHAR(length=80)" in upgrade_body
+
+    # And after upgrading, new stream records fill the new column
+    assert alembic(tmp_path, empty_database, "upgrade", "head", mappings=mappings).returncode == 0
+    assert alembic(tmp_path, empty_database, "check", mappings=mappings).returncode == 0
+    replicator = Replicator(load_mappings(mappings), lambda: connect(empty_database))
+    table = ModelTable("Employees", ("Id",))
+    replicator.process([table.put({"Id": 7, "empName": "Ana", "empEmail": "ana@example.com"})])
+    replicator.close()
+    with psycopg2.connect(empty_database) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT id, email, _ddb_extras FROM employees")
+        assert cursor.fetchall() == [(7, "ana@example.com", None)]
+
+
+def test_autogenerate_with_nothing_to_do_writes_no_file(tmp_path, empty_database):
+    shutil.copy(ROOT / "alembic.ini", tmp_path)
+    shutil.copytree(ROOT / "schema", tmp_path / "schema", ignore=shutil.ignore_patterns("__pycache__"))
+    assert alembic(tmp_path, empty_database, "upgrade", "head").returncode == 0
+    before = sorted((tmp_path / "schema" / "versions").glob("*.py"))
+    assert alembic(tmp_path, empty_database, "revision", "--autogenerate", "-m", "nothing").returncode == 0
+    assert sorted((tmp_path / "schema" / "versions").glob("*.py")) == before
+
+
+def test_tables_ddbsync_does_not_own_are_left_alone(empty_database):
+    assert alembic(ROOT, empty_database, "upgrade", "head").returncode == 0
+    with psycopg2.connect(empty_database) as connection, connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE reporting_cache (id int PRIMARY KEY)")
+    check = alembic(ROOT, empty_database, "check")
+    assert check.returncode == 0, check.stdout + check.stderr
