@@ -58,13 +58,20 @@ class PostgresServer:
     port: int = field(default_factory=free_port)
     settings: dict[str, str] = field(default_factory=dict)
     bindir: Path = field(default_factory=find_bindir)
+    tls: bool = False
+
+    @property
+    def certificate(self) -> Path:
+        """The server's self-signed certificate, for clients that verify it (`sslrootcert`)."""
+        return self.data_dir / "server.crt"
 
     @property
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *args: str) -> None:
-        command = [str(self.bindir / args[0]), *args[1:]]
+        program = self.bindir / args[0]
+        command = [str(program) if program.exists() else args[0], *args[1:]]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
@@ -77,6 +84,9 @@ class PostgresServer:
         if not (self.data_dir / "PG_VERSION").exists():
             self._run("initdb", "-D", str(self.data_dir), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
         options = [f"-p {self.port}", f"-k {self.data_dir}", "-c listen_addresses=127.0.0.1"]
+        if self.tls:
+            self._make_certificate()
+            options.append("-c ssl=on")
         options += [f"-c {name}={value}" for name, value in self.settings.items()]
         try:
             self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-t", "60", "-l", str(self.data_dir / "server.log"),
@@ -86,6 +96,17 @@ class PostgresServer:
             detail = log.read_text(errors="replace")[-2000:] if log.exists() else error.stderr.decode(errors="replace")
             raise RuntimeError(f"PostgreSQL did not start on port {self.port}:\n{detail}") from None
         return self
+
+    def _make_certificate(self) -> None:
+        """A self-signed certificate for 127.0.0.1, so TLS works as it does against Aurora."""
+        if self.certificate.exists():
+            return
+        key = self.data_dir / "server.key"
+        self._run(
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(self.certificate),
+        )
+        key.chmod(0o600)
 
     def stop(self, keep_data: bool = False) -> None:
         """Stop the server (fast shutdown) and remove its data unless asked to keep it."""
