@@ -53,9 +53,9 @@ class Attribute:
         return self.type.sql
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TableMapping:
-    """One DynamoDB table and the SQL table that mirrors it."""
+    """One DynamoDB table and the SQL table that mirrors it (compared by identity: it keys hot dicts)."""
 
     dynamodb_table: str
     sql_table: str
@@ -97,6 +97,7 @@ class Mappings:
 
     def __post_init__(self) -> None:
         _check_unique(self.tables)
+        object.__setattr__(self, "_by_dynamodb_table", {t.dynamodb_table: t for t in self.tables})
 
     def __iter__(self) -> Iterator[TableMapping]:
         return iter(self.tables)
@@ -105,7 +106,7 @@ class Mappings:
         return len(self.tables)
 
     def for_dynamodb_table(self, name: str) -> TableMapping | None:
-        return next((t for t in self.tables if t.dynamodb_table == name), None)
+        return self._by_dynamodb_table.get(name)
 
     def for_sql_table(self, name: str) -> TableMapping | None:
         return next((t for t in self.tables if t.sql_table == name), None)

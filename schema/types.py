@@ -22,6 +22,7 @@ from sqlalchemy.types import TypeEngine
 
 DYNAMODB_TYPES = ("S", "N", "B", "BOOL", "NULL", "SS", "NS", "BS", "L", "M")
 KEY_TYPES = ("S", "N", "B")
+_TYPE_SET = frozenset(DYNAMODB_TYPES)
 
 # DynamoDB type -> the column type used when a mapping names none.
 DEFAULT_SQL_TYPE = {
@@ -58,9 +59,9 @@ class ColumnType:
     sql: str
     accepts: frozenset[str]
     sa_type: TypeEngine
-    transport: str
+    transport: str  # the SQL type it travels as in the batch's JSON document
     convert: Converter
-    # How the unnested transport value becomes the column value; `{}` is the value expression.
+    # How the travelling value becomes the column value; `{}` stands for the value.
     expression: str = "{}"
 
 
@@ -195,10 +196,10 @@ def to_plain(tag: str, raw: Any) -> Any:
 
 def typed_value(value: Any) -> tuple[str, Any]:
     """Split `{"S": "x"}` into its type tag and raw value."""
-    if not isinstance(value, dict) or len(value) != 1:
+    if type(value) is not dict or len(value) != 1:
         raise ConversionError(f"not a DynamoDB typed value: {str(value)[:60]}")
     ((tag, raw),) = value.items()
-    if tag not in DYNAMODB_TYPES:
+    if tag not in _TYPE_SET:
         raise ConversionError(f"unknown DynamoDB type {tag!r}")
     return tag, raw
 
@@ -214,7 +215,9 @@ def _jsonb(tag: str, raw: Any) -> str:
 
 # --- the table --------------------------------------------------------------------------------
 
-_SET_EXPRESSION = "CASE WHEN {0} IS NULL THEN NULL ELSE ARRAY(SELECT {1} FROM jsonb_array_elements_text({0}) AS e) END"
+# Structured values travel as JSON text and become jsonb or arrays on the server.
+_JSONB_EXPRESSION = "({})::jsonb"
+_SET_EXPRESSION = "CASE WHEN {0} IS NULL THEN NULL ELSE ARRAY(SELECT {1} FROM jsonb_array_elements_text({0}::jsonb) AS e) END"
 
 
 def _fixed_types() -> dict[str, ColumnType]:
@@ -224,17 +227,14 @@ def _fixed_types() -> dict[str, ColumnType]:
         ColumnType("double precision", frozenset({"N"}), pg.DOUBLE_PRECISION(), "float8", _double),
         ColumnType("boolean", frozenset({"BOOL"}), pg.BOOLEAN(), "boolean", _boolean),
         ColumnType("bytea", frozenset({"B"}), pg.BYTEA(), "bytea", _bytea),
-        ColumnType("jsonb", frozenset(DYNAMODB_TYPES), pg.JSONB(), "jsonb", _jsonb),
+        ColumnType("jsonb", frozenset(DYNAMODB_TYPES), pg.JSONB(), "text", _jsonb, _JSONB_EXPRESSION),
+        ColumnType("text[]", frozenset({"SS"}), pg.ARRAY(pg.TEXT()), "text", _jsonb, _SET_EXPRESSION.replace("{1}", "e")),
         ColumnType(
-            "text[]", frozenset({"SS"}), pg.ARRAY(pg.TEXT()), "jsonb", _jsonb,
-            _SET_EXPRESSION.replace("{1}", "e"),
-        ),
-        ColumnType(
-            "numeric[]", frozenset({"NS"}), pg.ARRAY(pg.NUMERIC()), "jsonb", _jsonb,
+            "numeric[]", frozenset({"NS"}), pg.ARRAY(pg.NUMERIC()), "text", _jsonb,
             _SET_EXPRESSION.replace("{1}", "e::numeric"),
         ),
         ColumnType(
-            "bytea[]", frozenset({"BS"}), pg.ARRAY(pg.BYTEA()), "jsonb", _jsonb,
+            "bytea[]", frozenset({"BS"}), pg.ARRAY(pg.BYTEA()), "text", _jsonb,
             _SET_EXPRESSION.replace("{1}", "decode(e, 'base64')"),
         ),
     ]

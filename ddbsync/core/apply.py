@@ -1,7 +1,7 @@
 """Apply a batch of changes to PostgreSQL: one statement per mapped table, guarded by versions.
 
-The batch travels as one array per column and is unnested server-side, so a batch of any size costs
-one round trip per table. Within that one statement:
+The batch travels as one JSON document that the server turns into rows (`json_to_recordset`), so
+a batch of any size costs one round trip and one parameter per table. Within that one statement:
 - deletes remove the row only if their version is newer, and leave a tombstone with their version;
 - upserts write only if newer than both the stored row and any tombstone of the same item,
 so an older change never overwrites a newer one, also across a delete.
@@ -9,6 +9,7 @@ so an older change never overwrites a newer one, also across a delete.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Sequence
@@ -46,9 +47,8 @@ def apply_statement(table: TableMapping) -> str:
     inputs = [("_key", "text"), ("_version", "numeric"), ("_deleted", "boolean")]
     inputs += [(f"c{i}", a.type.transport) for i, a in enumerate(table.attributes)]
     if table.keeps_extras:
-        inputs.append(("_extras", "jsonb"))
-    unnest = ", ".join(f"%s::{sql_type}[]" for _, sql_type in inputs)
-    names = ", ".join(name for name, _ in inputs)
+        inputs.append(("_extras", "text"))
+    record_type = ", ".join(f"{name} {sql_type}" for name, sql_type in inputs)
 
     key_match = " AND ".join(
         f"t.{quote_ident(table.attributes[i].column)} = b.c{i}" for i in table.key_positions
@@ -58,7 +58,7 @@ def apply_statement(table: TableMapping) -> str:
     values = [a.type.expression.format(f"b.c{i}") for i, a in enumerate(table.attributes)]
     if table.keeps_extras:
         columns.append(quote_ident(EXTRAS_COLUMN))
-        values.append("b._extras")
+        values.append("b._extras::jsonb")
     columns += [quote_ident(VERSION_COLUMN), quote_ident(SYNCED_AT_COLUMN)]
     values += ["b._version", "now()"]
     non_key = [c for i, c in enumerate(columns) if i not in table.key_positions]
@@ -68,7 +68,7 @@ def apply_statement(table: TableMapping) -> str:
     tombstones = quote_ident(TOMBSTONES_TABLE)
     return f"""
 WITH b AS (
-    SELECT * FROM unnest({unnest}) AS b({names})
+    SELECT * FROM json_to_recordset($1) AS b({record_type})
 ), gone AS (
     DELETE FROM {t} AS t USING b
     WHERE b._deleted AND {key_match} AND t.{version} < b._version
@@ -93,23 +93,49 @@ SELECT (SELECT count(*) FROM up), (SELECT count(*) FROM gone), (SELECT count(*) 
 """
 
 
-def statement_parameters(table: TableMapping, changes: Sequence[Change]) -> list[list[Any]]:
-    """The batch turned column-wise: one array per statement input."""
-    columns: list[list[Any]] = [
-        [c.item_key for c in changes],
-        [str(c.version) for c in changes],
-        [c.deleted for c in changes],
-    ]
-    columns += [list(col) for col in zip(*(c.values for c in changes))] or [[] for _ in table.attributes]
-    if table.keeps_extras:
-        columns.append([c.extras for c in changes])
-    return columns
+def _bytea_text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return "\\x" + value.hex()
+    raise TypeError(f"cannot send {type(value).__name__} to PostgreSQL")
 
 
-def apply_changes(cursor: Any, table: TableMapping, changes: Sequence[Change]) -> ApplyCounts:
-    """Apply changes (at most one per item) of one table in one statement; the caller commits."""
-    if not changes:
-        return ApplyCounts()
-    cursor.execute(apply_statement(table), statement_parameters(table, changes))
-    upserted, deleted, deletes = cursor.fetchone()
-    return ApplyCounts(upserted, deleted, stale=len(changes) - upserted - deletes)
+def batch_document(table: TableMapping, changes: Sequence[Change]) -> str:
+    """The batch as one JSON array of rows; numbers travel as text, so they stay exact."""
+    names = [f"c{i}" for i in range(len(table.attributes))]
+    rows = []
+    for change in changes:
+        row = dict(zip(names, change.values))
+        row["_key"], row["_version"], row["_deleted"] = change.item_key, str(change.version), change.deleted
+        if table.keeps_extras:
+            row["_extras"] = change.extras
+        rows.append(row)
+    return json.dumps(rows, ensure_ascii=False, default=_bytea_text)
+
+
+class Applier:
+    """Applies changes over one connection, preparing each table's statement once per session.
+
+    Planning the statement costs more than running it for a batch of a hundred, so it is prepared
+    once and then only executed (PostgreSQL settles on a generic plan after a few runs). Prepared
+    statements live as long as the session, so an Applier belongs to exactly one connection.
+    """
+
+    def __init__(self) -> None:
+        self._names: dict[int, str] = {}
+
+    def _statement_name(self, cursor: Any, table: TableMapping) -> str:
+        name = self._names.get(id(table))
+        if name is None:
+            name = f"ddbsync_apply_{len(self._names)}"
+            cursor.execute(f"PREPARE {name} (json) AS {apply_statement(table)}")
+            self._names[id(table)] = name
+        return name
+
+    def apply(self, cursor: Any, table: TableMapping, changes: Sequence[Change]) -> ApplyCounts:
+        """Apply changes (at most one per item) of one table in one statement; the caller commits."""
+        if not changes:
+            return ApplyCounts()
+        name = self._statement_name(cursor, table)
+        cursor.execute(f"EXECUTE {name} (%s)", (batch_document(table, changes),))
+        upserted, deleted, deletes = cursor.fetchone()
+        return ApplyCounts(upserted, deleted, stale=len(changes) - upserted - deletes)

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import psycopg2
 import psycopg2.extensions
 
-from ddbsync.core.apply import ApplyCounts, apply_changes
+from ddbsync.core.apply import Applier, ApplyCounts
 from ddbsync.core.coalesce import last_change_per_item
 from ddbsync.core.decode import Change, ConfigurationError, Reject, decode_record
 from ddbsync.core.rejects import RejectedRecord, write_rejects
@@ -69,11 +69,13 @@ class Replicator:
         self.mappings = mappings
         self._connect = connect
         self._connection: psycopg2.extensions.connection | None = None
+        self._applier = Applier()
 
     def connection(self) -> psycopg2.extensions.connection:
         """The open connection, or a new one if there is none or the last one broke."""
         if self._connection is None or self._connection.closed:
             self._connection = self._connect()
+            self._applier = Applier()
         return self._connection
 
     def close(self) -> None:
@@ -121,7 +123,7 @@ class Replicator:
             with connection.cursor() as cursor:
                 counts = ApplyCounts()
                 for table in tables:
-                    counts += apply_changes(cursor, table, by_table[table])
+                    counts += self._applier.apply(cursor, table, by_table[table])
                 return counts, []
         except DATA_ERRORS as error:
             logger.warning("a value did not fit the database, isolating it: %s", str(error).strip())
@@ -137,7 +139,7 @@ class Replicator:
             for change in changes:
                 cursor.execute("SAVEPOINT ddbsync_change")
                 try:
-                    counts += apply_changes(cursor, change.table, [change])
+                    counts += self._applier.apply(cursor, change.table, [change])
                 except DATA_ERRORS as error:
                     cursor.execute("ROLLBACK TO SAVEPOINT ddbsync_change")
                     reason = f"database refused the row: {str(error).strip().splitlines()[0]}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from ddbsync.core.version import VersionError, stream_version
@@ -21,7 +22,7 @@ class ConfigurationError(RuntimeError):
     """The stream or the deployment cannot work as configured; no record can be applied."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Change:
     """The latest state of one item as a SQL row, or its deletion, with the version that orders it."""
 
@@ -43,6 +44,7 @@ class Reject:
     table_name: str | None
 
 
+@lru_cache(maxsize=256)
 def table_name_from_arn(arn: str) -> str:
     """`arn:aws:dynamodb:region:account:table/Employees/stream/...` -> `Employees`."""
     _, _, resource = arn.partition(":table/")
@@ -63,7 +65,10 @@ def check_view_type(view_type: str | None, where: str) -> None:
 
 def item_key(table: TableMapping, values: tuple[Any, ...]) -> str:
     """A canonical text for an item's key, equal for equal keys whatever their spelling (`1E+2`, `100`)."""
-    return json.dumps([_key_text(values[i]) for i in table.key_positions])
+    positions = table.key_positions
+    if len(positions) == 1:
+        return _key_text(values[positions[0]])
+    return json.dumps([_key_text(values[i]) for i in positions])
 
 
 def _key_text(value: Any) -> str:
@@ -109,37 +114,41 @@ def decode_image(table: TableMapping, image: dict[str, Any], keys_only: bool = F
     if not isinstance(image, dict):
         raise ConversionError("item image is not a map")
     values = []
+    found = 0
+    key_names = table.key_names
     for attribute in table.attributes:
-        value = image.get(attribute.name)
+        name = attribute.name
+        value = image.get(name)
         if value is None:
-            if attribute.name in table.key_names:
-                raise ConversionError(f"key attribute {attribute.name!r} is missing")
+            if name in key_names:
+                raise ConversionError(f"key attribute {name!r} is missing")
             values.append(None)
             continue
+        found += 1
         tag, raw = typed_value(value)
-        if keys_only and attribute.name not in table.key_names:
+        if keys_only and name not in key_names:
             values.append(None)
         elif tag == "NULL":
-            if attribute.name in table.key_names:
-                raise ConversionError(f"key attribute {attribute.name!r} is NULL")
+            if name in key_names:
+                raise ConversionError(f"key attribute {name!r} is NULL")
             values.append(None)
         elif tag not in attribute.type.accepts:
             raise ConversionError(
-                f"attribute {attribute.name!r} is {tag}, but its column {attribute.column} ({attribute.sql_type}) "
+                f"attribute {name!r} is {tag}, but its column {attribute.column} ({attribute.sql_type}) "
                 f"takes {'/'.join(sorted(attribute.type.accepts))}"
             )
         else:
             try:
                 values.append(attribute.type.convert(tag, raw))
             except ConversionError as error:
-                raise ConversionError(f"attribute {attribute.name!r}: {error}") from None
-    if keys_only:
+                raise ConversionError(f"attribute {name!r}: {error}") from None
+    if keys_only or found == len(image):
         return tuple(values), None
     unknown = [name for name in image if table.attribute(name) is None]
-    if unknown and table.unknown_attributes == "reject":
+    if table.unknown_attributes == "reject":
         raise ConversionError(f"attributes not in the mapping: {', '.join(sorted(unknown))}")
     extras = None
-    if unknown and table.keeps_extras:
+    if table.keeps_extras:
         try:
             extras = to_json({name: to_plain(*typed_value(image[name])) for name in unknown})
         except ConversionError as error:

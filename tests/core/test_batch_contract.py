@@ -54,7 +54,7 @@ def test_a_late_older_insert_does_not_resurrect_a_deleted_row(replicator, sql, t
     assert employees(sql) == []
     with sql.cursor() as cursor:
         cursor.execute("SELECT table_name, item_key FROM ddbsync_tombstones")
-        assert cursor.fetchall() == [("employees", '["1"]')]
+        assert cursor.fetchall() == [("employees", "1")]
 
 
 def test_a_newer_insert_after_a_delete_brings_the_row_back(replicator, sql, table):

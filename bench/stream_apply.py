@@ -1,0 +1,203 @@
+"""Stream apply throughput: ddbsync's handler core against the seed's loop and a plain COPY + merge.
+
+All three run in one process against the same PostgreSQL server (default durability settings),
+interleaved, best of three, on the same stream of Employees changes (60% inserts, 30% updates,
+10% deletes). Figures are records per second of decode + apply + commit, and ratios to baselines:
+- seed loop: seed 002's handler, one INSERT/UPDATE/DELETE per record, commit per batch (without
+  its per-batch `SELECT *`, which would only make it slower);
+- COPY + merge: COPY the batch into a temporary table, then one upsert and one delete, no version
+  guard, no rejects, no tombstones.
+
+    python bench/stream_apply.py [--records 5000] [--batches 100,1000]
+    DATABASE_URL=postgresql://... python bench/stream_apply.py   # an existing server
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import psycopg2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+
+from ddbsync.core import Replicator  # noqa: E402
+from ddbsync.core.connection import connect  # noqa: E402
+from ddbsync.local.postgres import PostgresServer  # noqa: E402
+from schema.database import sqlalchemy_url  # noqa: E402
+from schema.model import load_mappings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_TABLE = "CREATE TABLE IF NOT EXISTS seed_employees (id bigint PRIMARY KEY, name varchar(20), department varchar(10))"
+
+
+def workload(count: int, seed: int = 7) -> list[dict[str, Any]]:
+    """A consistent stream of Employees changes in Lambda's record shape."""
+    rng = random.Random(seed)
+    live: list[int] = []
+    next_id, sequence, records = 1, 10**20, []
+    for _ in range(count):
+        roll = rng.random()
+        sequence += 1
+        if roll < 0.6 or len(live) < 10:
+            key, event = next_id, "INSERT"
+            next_id += 1
+            live.append(key)
+        elif roll < 0.9:
+            key, event = rng.choice(live), "MODIFY"
+        else:
+            key, event = live.pop(rng.randrange(len(live))), "REMOVE"
+        dynamodb: dict[str, Any] = {
+            "Keys": {"Id": {"N": str(key)}},
+            "SequenceNumber": str(sequence),
+            "ApproximateCreationDateTime": 1_795_000_000 + sequence % 1000,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        }
+        if event != "REMOVE":
+            dynamodb["NewImage"] = {
+                "Id": {"N": str(key)},
+                "empName": {"S": f"name{rng.randrange(10**6)}"},
+                "empDepartment": {"S": rng.choice(["AnyDept", "ExDept", "Ops", "Sales"])},
+            }
+        records.append({
+            "eventName": event,
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/Employees/stream/x",
+            "dynamodb": dynamodb,
+        })
+    return records
+
+
+def seed_loop(connection) -> Callable[[list[dict[str, Any]]], None]:
+    """Seed 002's handler body: one statement per record."""
+    def apply(batch: list[dict[str, Any]]) -> None:
+        cursor = connection.cursor()
+        for record in batch:
+            image = record["dynamodb"].get("NewImage", {})
+            key = record["dynamodb"]["Keys"]["Id"]["N"]
+            if record["eventName"] == "INSERT":
+                cursor.execute(
+                    "INSERT INTO seed_employees VALUES (%s,%s,%s)",
+                    (key, image.get("empName", {}).get("S", "NA"), image.get("empDepartment", {}).get("S", "NA")),
+                )
+            elif record["eventName"] == "MODIFY":
+                cursor.execute(
+                    "UPDATE seed_employees SET name = %s, department = %s WHERE id = %s",
+                    (image.get("empName", {}).get("S", "NA"), image.get("empDepartment", {}).get("S", "NA"), key),
+                )
+            else:
+                cursor.execute("DELETE FROM seed_employees WHERE id = %s", (key,))
+        connection.commit()
+
+    return apply
+
+
+def copy_merge(connection) -> Callable[[list[dict[str, Any]]], None]:
+    """COPY the batch's last change per key into a temporary table, then merge it in two statements."""
+    def apply(batch: list[dict[str, Any]]) -> None:
+        latest: dict[str, dict[str, Any]] = {}
+        for record in batch:
+            latest[record["dynamodb"]["Keys"]["Id"]["N"]] = record
+        buffer = io.StringIO()
+        for key, record in latest.items():
+            image = record["dynamodb"].get("NewImage", {})
+            deleted = "t" if record["eventName"] == "REMOVE" else "f"
+            name = image.get("empName", {}).get("S", "\\N")
+            department = image.get("empDepartment", {}).get("S", "\\N")
+            buffer.write(f"{key}\t{name}\t{department}\t{deleted}\n")
+        buffer.seek(0)
+        cursor = connection.cursor()
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS staging (id bigint, name text, department text, deleted boolean) "
+            "ON COMMIT DELETE ROWS"
+        )
+        cursor.copy_expert("COPY staging FROM STDIN", buffer)
+        cursor.execute(
+            "INSERT INTO seed_employees SELECT id, name, department FROM staging WHERE NOT deleted "
+            "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, department = EXCLUDED.department"
+        )
+        cursor.execute("DELETE FROM seed_employees e USING staging s WHERE s.deleted AND e.id = s.id")
+        connection.commit()
+
+    return apply
+
+
+def run(apply: Callable[[list[dict[str, Any]]], Any], records: list[dict[str, Any]], size: int) -> float:
+    """Records per second for the whole stream in batches of `size`."""
+    started = time.perf_counter()
+    for start in range(0, len(records), size):
+        apply(records[start : start + size])
+    return len(records) / (time.perf_counter() - started)
+
+
+def reset(url: str) -> None:
+    with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+        cursor.execute("TRUNCATE employees, ddbsync_tombstones, ddbsync_rejects, seed_employees")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=5000, help="changes per run (default 5000)")
+    parser.add_argument("--batches", default="100,1000", help="comma-separated batch sizes (default 100,1000)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best counts (default 3)")
+    args = parser.parse_args(argv)
+    try:
+        sizes = [int(s) for s in args.batches.split(",")]
+    except ValueError:
+        parser.error("--batches takes comma-separated integers, e.g. 100,1000")
+
+    server = None
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        server = PostgresServer().start()
+        url = server.url
+    try:
+        admin = psycopg2.connect(url)
+        admin.autocommit = True
+        admin.cursor().execute("DROP DATABASE IF EXISTS ddbsync_bench")
+        admin.cursor().execute("CREATE DATABASE ddbsync_bench")
+        admin.close()
+        db = url.rsplit("/", 1)[0] + "/ddbsync_bench"
+        config = Config(str(ROOT / "alembic.ini"), attributes={"configure_logger": False})
+        config.set_main_option("sqlalchemy.url", sqlalchemy_url(db))
+        command.upgrade(config, "head")
+        with psycopg2.connect(db) as connection:
+            connection.cursor().execute(SEED_TABLE)
+
+        records = workload(args.records)
+        replicator = Replicator(load_mappings(), lambda: connect(db))
+        plain = psycopg2.connect(db)
+        variants = {
+            "ddbsync": replicator.process,
+            "seed loop": seed_loop(plain),
+            "COPY + merge": copy_merge(plain),
+        }
+        print(f"{args.records} changes per run, best of {args.rounds} interleaved rounds, PostgreSQL at {db.split('@')[-1]}")
+        for size in sizes:
+            best = {name: 0.0 for name in variants}
+            for _ in range(args.rounds):
+                for name, apply in variants.items():
+                    reset(db)
+                    best[name] = max(best[name], run(apply, records, size))
+            ours = best["ddbsync"]
+            print(f"\nbatch {size}:")
+            for name, rate in best.items():
+                print(f"  {name:<14} {rate:>10,.0f} records/s   ddbsync = {ours / rate:5.2f}x")
+        replicator.close()
+        plain.close()
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
