@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import suppress
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -58,6 +59,14 @@ class BatchResult:
         return {"batchItemFailures": failures}
 
 
+def _by_table(changes: list[Change]) -> list[tuple[TableMapping, list[Change]]]:
+    """Changes grouped per table, tables in name order so concurrent batches lock in the same order."""
+    groups: dict[TableMapping, list[Change]] = defaultdict(list)
+    for change in changes:
+        groups[change.table].append(change)
+    return sorted(groups.items(), key=lambda group: group[0].sql_table)
+
+
 def _sequence_number(record: dict[str, Any]) -> str:
     return str((record.get("dynamodb") or {}).get("SequenceNumber", ""))
 
@@ -75,6 +84,7 @@ class Replicator:
         """The open connection, or a new one if there is none or the last one broke."""
         if self._connection is None or self._connection.closed:
             self._connection = self._connect()
+            self._connection.autocommit = True  # transactions are explicit; see _write
             self._applier = Applier()
         return self._connection
 
@@ -93,12 +103,8 @@ class Replicator:
         changes = [d for d in decoded if isinstance(d, Change)]
         rejects = [RejectedRecord(records[d.position], d.reason, d.table_name) for d in decoded if isinstance(d, Reject)]
         try:
-            connection = self.connection()
-            result.counts, late_rejects = self._apply(connection, last_change_per_item(changes), records)
+            result.counts, late_rejects = self._write(self.connection(), last_change_per_item(changes), rejects, records)
             rejects += late_rejects
-            with connection.cursor() as cursor:
-                write_rejects(cursor, rejects)
-            connection.commit()
         except RETRYABLE_ERRORS as error:
             self._discard()
             result.retry_from = _sequence_number(records[0])
@@ -111,49 +117,62 @@ class Replicator:
         result.seconds = time.perf_counter() - started
         return result
 
-    def _apply(
-        self, connection: psycopg2.extensions.connection, changes: list[Change], records: Sequence[dict[str, Any]]
+    def _write(
+        self,
+        connection: psycopg2.extensions.connection,
+        changes: list[Change],
+        rejects: list[RejectedRecord],
+        records: Sequence[dict[str, Any]],
     ) -> tuple[ApplyCounts, list[RejectedRecord]]:
-        by_table: dict[TableMapping, list[Change]] = defaultdict(list)
-        for change in changes:
-            by_table[change.table].append(change)
-        # Tables in name order, so concurrent batches lock in the same order.
-        tables = sorted(by_table, key=lambda t: t.sql_table)
+        """Write the batch atomically, in as few round trips as it allows.
+
+        The connection is in autocommit mode: the common batch (one table, nothing rejected) is a
+        single statement, which is a transaction by itself, so it costs one round trip. Anything
+        more runs in an explicit transaction.
+        """
+        groups = _by_table(changes)
+        with connection.cursor() as cursor:
+            if not rejects and len(groups) <= 1:
+                try:
+                    return sum((self._applier.apply(cursor, t, c) for t, c in groups), ApplyCounts()), []
+                except DATA_ERRORS as error:
+                    # The statement failed as a whole; find the record in a transaction below.
+                    logger.warning("a value did not fit the database, isolating it: %s", str(error).strip())
+            cursor.execute("BEGIN")
+            try:
+                counts, late_rejects = self._apply_isolating_bad_rows(cursor, groups, records)
+                write_rejects(cursor, rejects + late_rejects)
+                cursor.execute("COMMIT")
+            except BaseException:
+                if not connection.closed:
+                    with suppress(psycopg2.Error):
+                        cursor.execute("ROLLBACK")
+                raise
+            return counts, late_rejects
+
+    def _apply_isolating_bad_rows(
+        self, cursor: Any, groups: list[tuple[TableMapping, list[Change]]], records: Sequence[dict[str, Any]]
+    ) -> tuple[ApplyCounts, list[RejectedRecord]]:
+        """Apply set-based; if the database refuses a value, redo change by change and reject that one."""
+        cursor.execute("SAVEPOINT ddbsync_batch")
         try:
-            with connection.cursor() as cursor:
-                counts = ApplyCounts()
-                for table in tables:
-                    counts += self._applier.apply(cursor, table, by_table[table])
-                return counts, []
+            return sum((self._applier.apply(cursor, t, c) for t, c in groups), ApplyCounts()), []
         except DATA_ERRORS as error:
             logger.warning("a value did not fit the database, isolating it: %s", str(error).strip())
-            connection.rollback()
-        return self._apply_one_by_one(connection, [c for t in tables for c in by_table[t]], records)
-
-    def _apply_one_by_one(
-        self, connection: psycopg2.extensions.connection, changes: list[Change], records: Sequence[dict[str, Any]]
-    ) -> tuple[ApplyCounts, list[RejectedRecord]]:
-        """The rare path: a value passed the checks but not the database; reject just that record."""
+            cursor.execute("ROLLBACK TO SAVEPOINT ddbsync_batch")
         counts, rejects = ApplyCounts(), []
-        with connection.cursor() as cursor:
-            for change in changes:
-                cursor.execute("SAVEPOINT ddbsync_change")
-                try:
-                    counts += self._applier.apply(cursor, change.table, [change])
-                except DATA_ERRORS as error:
-                    cursor.execute("ROLLBACK TO SAVEPOINT ddbsync_change")
-                    reason = f"database refused the row: {str(error).strip().splitlines()[0]}"
-                    rejects.append(RejectedRecord(records[change.position], reason, change.table.dynamodb_table))
-                cursor.execute("RELEASE SAVEPOINT ddbsync_change")
+        for change in (change for _, changes in groups for change in changes):
+            cursor.execute("SAVEPOINT ddbsync_change")
+            try:
+                counts += self._applier.apply(cursor, change.table, [change])
+            except DATA_ERRORS as error:
+                cursor.execute("ROLLBACK TO SAVEPOINT ddbsync_change")
+                reason = f"database refused the row: {str(error).strip().splitlines()[0]}"
+                rejects.append(RejectedRecord(records[change.position], reason, change.table.dynamodb_table))
+            cursor.execute("RELEASE SAVEPOINT ddbsync_change")
         return counts, rejects
 
     def _discard(self) -> None:
-        """Roll back and drop a connection that may be broken; the next batch opens a new one."""
-        if self._connection is None:
-            return
-        try:
-            if not self._connection.closed:
-                self._connection.rollback()
-        except psycopg2.Error:
-            pass  # the connection is gone either way
-        self.close()
+        """Drop a connection that may be broken (its transaction is already rolled back); open anew next time."""
+        with suppress(psycopg2.Error):
+            self.close()
