@@ -19,8 +19,8 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: install
-	@echo "make demo arrives with the local stack; for now run 'make test' (see README)." >&2
-	@exit 2
+	scripts/ensure-postgres
+	$(VENV)/bin/ddbsync demo
 
 bench: install
 	scripts/ensure-postgres

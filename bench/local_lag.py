@@ -1,0 +1,80 @@
+"""Replication lag on the local stack: DynamoDB write to committed PostgreSQL row, at a steady rate.
+
+Writes `--changes` puts/updates/deletes to the Employees table through the moto server at `--rate`
+per second while the stream runner delivers them to the Lambda handler, and prints p50/p95/p99 of
+(handler returned, i.e. committed) - (record's ApproximateCreationDateTime).
+
+    python bench/local_lag.py [--changes 10000] [--rate 100] [--batch-size 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ddbsync.local.demo import apply_change, generated_changes  # noqa: E402
+from ddbsync.local.stack import LocalStack, drain  # noqa: E402
+from ddbsync.local.stream_runner import BatchReport, RunnerSettings  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--changes", type=int, default=10_000)
+    parser.add_argument("--rate", type=float, default=100.0, help="writes per second (default 100)")
+    parser.add_argument("--batch-size", type=int, default=100)
+    args = parser.parse_args(argv)
+    if args.changes <= 0 or args.rate <= 0 or args.batch_size <= 0:
+        parser.error("--changes, --rate and --batch-size must be positive")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+
+    stack = LocalStack(settings=RunnerSettings(batch_size=args.batch_size)).start()
+    lags: list[float] = []
+    try:
+        def on_batch(report: BatchReport) -> None:
+            if not report.failed:
+                lags.extend(report.finished_at - r["dynamodb"]["ApproximateCreationDateTime"] for r in report.records)
+
+        runners = stack.runners(on_batch)
+        rng = random.Random(1)
+        plan = generated_changes(args.changes, rng)
+        client = stack.client("dynamodb")
+        behind = [0.0]
+
+        def write() -> None:
+            begun = time.monotonic()
+            for i, (kind, item) in enumerate(plan):
+                apply_change(client, kind, item, rng)
+                delay = (i + 1) / args.rate - (time.monotonic() - begun)
+                behind[0] = max(behind[0], -delay)
+                time.sleep(max(0.0, delay))
+
+        writer = threading.Thread(target=write, daemon=True)
+        begun = time.monotonic()
+        writer.start()
+        while writer.is_alive():
+            for runner in runners:
+                runner.poll()
+            time.sleep(stack.settings.poll_interval_seconds)
+        drain(runners)
+        seconds = time.monotonic() - begun
+    finally:
+        stack.stop()
+
+    lag_ms = sorted(x * 1000 for x in lags)
+    pick = lambda p: lag_ms[min(len(lag_ms) - 1, int(p / 100 * len(lag_ms)))]  # noqa: E731
+    print(f"{len(lag_ms)} stream records from {args.changes} changes in {seconds:.1f} s "
+          f"(target {args.rate:.0f}/s; writer at most {behind[0]:.1f} s behind), batch size {args.batch_size}")
+    print(f"lag p50 {pick(50):.0f} ms   p95 {pick(95):.0f} ms   p99 {pick(99):.0f} ms   max {lag_ms[-1]:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
