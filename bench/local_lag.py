@@ -10,7 +10,6 @@ per second while the stream runner delivers them to the Lambda handler, and prin
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import threading
@@ -20,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ddbsync.local.demo import apply_change, generated_changes  # noqa: E402
-from ddbsync.local.stack import LocalStack, drain  # noqa: E402
+from ddbsync.local.stack import LocalStack, drain, handler_metrics_discarded  # noqa: E402
 from ddbsync.local.stream_runner import BatchReport, RunnerSettings  # noqa: E402
 
 
@@ -32,9 +31,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.changes <= 0 or args.rate <= 0 or args.batch_size <= 0:
         parser.error("--changes, --rate and --batch-size must be positive")
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    with handler_metrics_discarded():
+        lags, seconds, behind = measure(args)
+    lag_ms = sorted(x * 1000 for x in lags)
+    pick = lambda p: lag_ms[min(len(lag_ms) - 1, int(p / 100 * len(lag_ms)))]  # noqa: E731
+    print(f"{len(lag_ms)} stream records from {args.changes} changes in {seconds:.1f} s "
+          f"(target {args.rate:.0f}/s; writer at most {behind:.1f} s behind), batch size {args.batch_size}")
+    print(f"lag p50 {pick(50):.0f} ms   p95 {pick(95):.0f} ms   p99 {pick(99):.0f} ms   max {lag_ms[-1]:.0f} ms")
+    return 0
 
+
+def measure(args: argparse.Namespace) -> tuple[list[float], float, float]:
+    """Run the writer and the runners together; lags in seconds, elapsed seconds, writer's worst delay."""
     stack = LocalStack(settings=RunnerSettings(batch_size=args.batch_size)).start()
     lags: list[float] = []
     try:
@@ -67,13 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.monotonic() - begun
     finally:
         stack.stop()
-
-    lag_ms = sorted(x * 1000 for x in lags)
-    pick = lambda p: lag_ms[min(len(lag_ms) - 1, int(p / 100 * len(lag_ms)))]  # noqa: E731
-    print(f"{len(lag_ms)} stream records from {args.changes} changes in {seconds:.1f} s "
-          f"(target {args.rate:.0f}/s; writer at most {behind[0]:.1f} s behind), batch size {args.batch_size}")
-    print(f"lag p50 {pick(50):.0f} ms   p95 {pick(95):.0f} ms   p99 {pick(99):.0f} ms   max {lag_ms[-1]:.0f} ms")
-    return 0
+    return lags, seconds, behind[0]
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import random
+import sys
 import statistics
 import threading
 import time
@@ -12,7 +12,7 @@ from typing import Any, Callable, TextIO
 import psycopg2
 
 from ddbsync.core.decode import decode_image
-from ddbsync.local.stack import LocalStack, drain
+from ddbsync.local.stack import LocalStack, drain, handler_metrics_discarded
 from ddbsync.local.stream_runner import BatchReport, StreamRunner
 from schema.types import ConversionError
 
@@ -103,12 +103,12 @@ def compare_with_dynamodb(stack: LocalStack) -> tuple[int, bool, int]:
 
 def run_demo(changes: int = 3000, rate: float = 1000.0, out: TextIO | None = None) -> int:
     """Start the stack, replicate the walk-through and `changes` generated changes, print, stop."""
-    import sys
-
     out = out or sys.stdout
-    # The handler's per-batch JSON logs and metrics are for CloudWatch; the demo prints a summary.
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    with handler_metrics_discarded():  # the demo prints its own summary
+        return _run(changes, rate, out)
+
+
+def _run(changes: int, rate: float, out: TextIO) -> int:
     started = time.monotonic()
     stack = LocalStack()
     print("Starting the local stack (moto server + PostgreSQL) ...", file=out, flush=True)

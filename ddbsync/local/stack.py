@@ -15,9 +15,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import boto3
 from alembic import command
@@ -175,6 +176,18 @@ class LocalStack:
             self.postgres.stop(keep_data=keep_data)
 
 
+@contextmanager
+def handler_metrics_discarded() -> Iterator[None]:
+    """Send the handler's CloudWatch output (EMF metrics on stdout, info logs) nowhere, for terminal use.
+
+    Metrics are discarded rather than disabled: with POWERTOOLS_METRICS_DISABLED, Powertools still
+    prints a metric set each time it reaches 100 values.
+    """
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    with open(os.devnull, "w") as sink, redirect_stdout(sink):
+        yield
+
+
 def drain(runners: list[StreamRunner], timeout: float = 60.0) -> None:
     """Poll until every runner has delivered all the stream holds (twice in a row, nothing new)."""
     deadline = time.monotonic() + timeout
@@ -188,4 +201,6 @@ def drain(runners: list[StreamRunner], timeout: float = 60.0) -> None:
         time.sleep(runners[0].settings.poll_interval_seconds if runners else 0)
 
 
-__all__ = ["BatchReport", "LocalStack", "aws_environment", "drain", "load_handler", "migrate"]
+__all__ = [
+    "BatchReport", "LocalStack", "aws_environment", "drain", "handler_metrics_discarded", "load_handler", "migrate",
+]
