@@ -16,6 +16,8 @@ SECRET_ARN_ENV = "DDBSYNC_DB_SECRET_ARN"
 # RDS-managed master secrets hold only username and password; the rest comes from here.
 HOST_ENV, PORT_ENV, NAME_ENV = "DDBSYNC_DB_HOST", "DDBSYNC_DB_PORT", "DDBSYNC_DB_NAME"
 SSL_ROOT_CERT_ENV = "DDBSYNC_DB_SSLROOTCERT"
+# With this set, the handler connects as this database user with an IAM authentication token.
+IAM_USER_ENV = "DDBSYNC_DB_IAM_USER"
 
 
 class DatabaseConfigError(RuntimeError):
@@ -33,12 +35,28 @@ def url_from_secret(secret: Mapping[str, object], env: Mapping[str, str] = os.en
     user, password = pick("username", "DDBSYNC_DB_USER"), pick("password", "DDBSYNC_DB_PASSWORD")
     host, port = pick("host", HOST_ENV), pick("port", PORT_ENV, "5432")
     dbname = pick("dbname", NAME_ENV, "postgres")
-    params = {"sslmode": "require"}
-    if env.get(SSL_ROOT_CERT_ENV):
-        params = {"sslmode": "verify-full", "sslrootcert": env[SSL_ROOT_CERT_ENV]}
     return (
         f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{quote(dbname, safe='')}"
-        f"?{urlencode(params)}"
+        f"?{urlencode(_tls(env))}"
+    )
+
+
+def _tls(env: Mapping[str, str]) -> dict[str, str]:
+    if env.get(SSL_ROOT_CERT_ENV):
+        return {"sslmode": "verify-full", "sslrootcert": env[SSL_ROOT_CERT_ENV]}
+    return {"sslmode": "require"}
+
+
+def url_for_iam_user(token: str, env: Mapping[str, str] = os.environ) -> str:
+    """A libpq URL for `$DDBSYNC_DB_IAM_USER` with an IAM token as password; TLS is always required."""
+    missing = [key for key in (IAM_USER_ENV, HOST_ENV) if not env.get(key)]
+    if missing:
+        raise DatabaseConfigError(f"IAM authentication needs ${' and $'.join(missing)}")
+    user, host = env[IAM_USER_ENV], env[HOST_ENV]
+    port, dbname = env.get(PORT_ENV, "5432"), env.get(NAME_ENV, "postgres")
+    return (
+        f"postgresql://{quote(user, safe='')}:{quote(token, safe='')}@{host}:{port}/{quote(dbname, safe='')}"
+        f"?{urlencode(_tls(env))}"
     )
 
 

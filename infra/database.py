@@ -1,0 +1,152 @@
+"""Aurora PostgreSQL Serverless v2: encrypted, TLS only, master password kept by RDS in Secrets Manager.
+
+Two database roles: the master (owner) role, whose RDS-managed secret only the migration runner
+reads, and `ddbsync_replicator`, created by a migration with DML rights only, which the replicator
+reaches with IAM authentication (no password anywhere). An RDS Proxy with end-to-end IAM
+authentication and TLS can stand in front of the cluster. An existing cluster can be named instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.iam import assume_role_policy, policy_document, statement
+from infra.network import POSTGRES_PORT
+
+REPLICATOR_DB_USER = "ddbsync_replicator"
+MASTER_USER = "ddbsync_owner"
+
+
+@dataclass
+class DatabaseArgs:
+    subnet_ids: list[pulumi.Input[str]]
+    security_group_id: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    database_name: str = "ddbsync"
+    engine_version: str = "16.4"
+    min_capacity: float = 0.5
+    max_capacity: float = 4.0
+    deletion_protection: bool = False
+    backup_retention_days: int = 7
+    rds_proxy: bool = False
+    existing_cluster_endpoint: str | None = None
+    existing_secret_arn: str | None = None
+
+
+def db_connect_arn(any_rds_arn: pulumi.Input[str], resource_id: pulumi.Input[str]) -> pulumi.Output[str]:
+    """`arn:aws:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/ddbsync_replicator`, from any RDS ARN of the account."""
+    return pulumi.Output.all(any_rds_arn, resource_id).apply(
+        lambda v: ":".join(v[0].replace(":rds:", ":rds-db:", 1).split(":")[:5]) + f":dbuser:{v[1]}/{REPLICATOR_DB_USER}"
+    )
+
+
+class Database(pulumi.ComponentResource):
+    """The cluster (or an existing one), its writer instance, and optionally an RDS Proxy."""
+
+    endpoint: pulumi.Output[str]
+    master_secret_arn: pulumi.Output[str]
+    replicator_host: pulumi.Output[str]
+    replicator_connect_resource: pulumi.Output[str]  # the `rds-db:connect` resource id part
+
+    def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ddbsync:infra:Database", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.port = POSTGRES_PORT
+        self.database_name = args.database_name
+        if args.existing_cluster_endpoint:
+            self.endpoint = pulumi.Output.from_input(args.existing_cluster_endpoint)
+            self.master_secret_arn = pulumi.Output.from_input(args.existing_secret_arn)
+            self.replicator_host = self.endpoint
+            # The cluster's resource id is unknown here; the user name still scopes the permission.
+            self.replicator_connect_resource = pulumi.Output.from_input("*")
+            self.register_outputs({"endpoint": self.endpoint})
+            return
+
+        self.subnet_group = aws.rds.SubnetGroup(f"{name}-subnets", subnet_ids=args.subnet_ids, opts=child)
+        family = f"aurora-postgresql{args.engine_version.split('.')[0]}"
+        self.parameters = aws.rds.ClusterParameterGroup(
+            f"{name}-params", family=family, description="ddbsync: TLS required",
+            parameters=[aws.rds.ClusterParameterGroupParameterArgs(name="rds.force_ssl", value="1")],
+            opts=child,
+        )
+        self.cluster = aws.rds.Cluster(
+            f"{name}-cluster",
+            engine="aurora-postgresql",
+            engine_mode="provisioned",
+            engine_version=args.engine_version,
+            database_name=args.database_name,
+            master_username=MASTER_USER,
+            manage_master_user_password=True,
+            master_user_secret_kms_key_id=args.kms_key_arn,
+            storage_encrypted=True,
+            kms_key_id=args.kms_key_arn,
+            iam_database_authentication_enabled=True,
+            db_subnet_group_name=self.subnet_group.name,
+            db_cluster_parameter_group_name=self.parameters.name,
+            vpc_security_group_ids=[args.security_group_id],
+            serverlessv2_scaling_configuration=aws.rds.ClusterServerlessv2ScalingConfigurationArgs(
+                min_capacity=args.min_capacity, max_capacity=args.max_capacity,
+            ),
+            backup_retention_period=args.backup_retention_days,
+            deletion_protection=args.deletion_protection,
+            skip_final_snapshot=not args.deletion_protection,
+            final_snapshot_identifier=f"{name}-final" if args.deletion_protection else None,
+            copy_tags_to_snapshot=True,
+            enabled_cloudwatch_logs_exports=["postgresql"],
+            opts=child,
+        )
+        self.instance = aws.rds.ClusterInstance(
+            f"{name}-writer",
+            cluster_identifier=self.cluster.id,
+            engine="aurora-postgresql",
+            engine_version=self.cluster.engine_version,
+            instance_class="db.serverless",
+            db_subnet_group_name=self.subnet_group.name,
+            publicly_accessible=False,
+            opts=child,
+        )
+        self.endpoint = self.cluster.endpoint
+        self.master_secret_arn = self.cluster.master_user_secrets.apply(lambda secrets: secrets[0]["secret_arn"])
+        self.replicator_host = self.endpoint
+        self.replicator_connect_resource = self.cluster.cluster_resource_id
+        if args.rds_proxy:
+            self._proxy(name, args, child)
+        self.register_outputs({"endpoint": self.endpoint, "replicator_host": self.replicator_host})
+
+    def _proxy(self, name: str, args: DatabaseArgs, child: pulumi.ResourceOptions) -> None:
+        """RDS Proxy with IAM authentication on both sides and TLS required: no password involved."""
+        self.proxy_role = aws.iam.Role(
+            f"{name}-proxy-role", assume_role_policy=assume_role_policy("rds.amazonaws.com"), opts=child,
+        )
+        self.proxy = aws.rds.Proxy(
+            f"{name}-proxy",
+            engine_family="POSTGRESQL",
+            default_auth_scheme="IAM_AUTH",
+            require_tls=True,
+            role_arn=self.proxy_role.arn,
+            vpc_subnet_ids=args.subnet_ids,
+            vpc_security_group_ids=[args.security_group_id],
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-proxy-connect",
+            role=self.proxy_role.id,
+            policy=db_connect_arn(self.cluster.arn, self.cluster.cluster_resource_id).apply(
+                lambda arn: policy_document(statement(["rds-db:connect"], [arn]))
+            ),
+            opts=child,
+        )
+        self.proxy_target_group = aws.rds.ProxyDefaultTargetGroup(
+            f"{name}-proxy-targets", db_proxy_name=self.proxy.name, opts=child,
+        )
+        self.proxy_target = aws.rds.ProxyTarget(
+            f"{name}-proxy-target", db_proxy_name=self.proxy.name,
+            target_group_name=self.proxy_target_group.name, db_cluster_identifier=self.cluster.id,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.instance]),
+        )
+        self.replicator_host = self.proxy.endpoint
+        # The proxy's resource id is the last part of its ARN (arn:aws:rds:...:db-proxy:prx-...).
+        self.replicator_connect_resource = self.proxy.arn.apply(lambda arn: arn.rsplit(":", 1)[-1])

@@ -1,0 +1,101 @@
+"""The private network: subnets in two or more zones, security groups, and the endpoints the functions use.
+
+No NAT and no internet gateway: the functions reach Secrets Manager through an interface endpoint,
+and only the replicator and the migration runner may reach the database port.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+POSTGRES_PORT = 5432
+
+
+@dataclass
+class NetworkArgs:
+    region: pulumi.Input[str]
+    cidr: str = "10.42.0.0/16"
+    availability_zones: tuple[str, ...] = ()
+    existing_vpc_id: str | None = None
+    existing_subnet_ids: tuple[str, ...] = ()
+    # Interface endpoints the functions need; Secrets Manager at least.
+    endpoint_services: tuple[str, ...] = field(default=("secretsmanager",))
+
+
+class Network(pulumi.ComponentResource):
+    """VPC (new or existing), private subnets, and the security groups between functions and database."""
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ddbsync:infra:Network", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        if args.existing_vpc_id:
+            self.vpc_id: pulumi.Input[str] = args.existing_vpc_id
+            self.subnet_ids: list[pulumi.Input[str]] = list(args.existing_subnet_ids)
+            cidr_block = aws.ec2.get_vpc_output(id=args.existing_vpc_id).cidr_block
+        else:
+            zones = args.availability_zones or (f"{args.region}a", f"{args.region}b")
+            self.vpc = aws.ec2.Vpc(
+                f"{name}-vpc", cidr_block=args.cidr, enable_dns_hostnames=True, enable_dns_support=True,
+                tags={"Name": f"{name}-vpc"}, opts=child,
+            )
+            blocks = ipaddress.ip_network(args.cidr).subnets(new_prefix=24)
+            self.subnets = [
+                aws.ec2.Subnet(
+                    f"{name}-private-{zone}", vpc_id=self.vpc.id, availability_zone=zone,
+                    cidr_block=str(next(blocks)), map_public_ip_on_launch=False,
+                    tags={"Name": f"{name}-private-{zone}"}, opts=child,
+                )
+                for zone in zones
+            ]
+            self.vpc_id = self.vpc.id
+            self.subnet_ids = [s.id for s in self.subnets]
+            cidr_block = self.vpc.cidr_block
+
+        self.function_sg = aws.ec2.SecurityGroup(
+            f"{name}-functions", vpc_id=self.vpc_id, description="ddbsync Lambda functions",
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    protocol="tcp", from_port=POSTGRES_PORT, to_port=POSTGRES_PORT, cidr_blocks=[cidr_block],
+                    description="PostgreSQL inside the VPC",
+                ),
+                aws.ec2.SecurityGroupEgressArgs(
+                    protocol="tcp", from_port=443, to_port=443, cidr_blocks=[cidr_block],
+                    description="AWS APIs through VPC endpoints",
+                ),
+            ],
+            opts=child,
+        )
+        self.database_sg = aws.ec2.SecurityGroup(
+            f"{name}-database", vpc_id=self.vpc_id, description="ddbsync Aurora PostgreSQL",
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    protocol="tcp", from_port=POSTGRES_PORT, to_port=POSTGRES_PORT,
+                    security_groups=[self.function_sg.id], description="replicator and migration runner only",
+                )
+            ],
+            opts=child,
+        )
+        self.endpoint_sg = aws.ec2.SecurityGroup(
+            f"{name}-endpoints", vpc_id=self.vpc_id, description="ddbsync VPC interface endpoints",
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    protocol="tcp", from_port=443, to_port=443, security_groups=[self.function_sg.id],
+                    description="HTTPS from the functions",
+                )
+            ],
+            opts=child,
+        )
+        self.endpoints = [
+            aws.ec2.VpcEndpoint(
+                f"{name}-{service}", vpc_id=self.vpc_id, vpc_endpoint_type="Interface",
+                service_name=pulumi.Output.concat("com.amazonaws.", args.region, f".{service}"),
+                subnet_ids=self.subnet_ids, security_group_ids=[self.endpoint_sg.id], private_dns_enabled=True,
+                opts=child,
+            )
+            for service in args.endpoint_services
+        ]
+        self.register_outputs({"vpc_id": self.vpc_id, "subnet_ids": self.subnet_ids})

@@ -1,0 +1,163 @@
+"""Stack settings: every option of `Pulumi.<stack>.yaml`, its default, and the check of its value.
+
+`__main__.py` reads the config and hands the raw values here, so a bad value fails `pulumi preview`
+with the key and the allowed values in the message, before any resource is planned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+ARCHITECTURES = ("arm64", "x86_64")
+
+
+class SettingsError(ValueError):
+    """A config value that cannot work; the message names the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Typed stack configuration. Field names are the config keys in snake_case."""
+
+    environment: str = "dev"
+    vpc_cidr: str = "10.42.0.0/16"
+    availability_zones: tuple[str, ...] = ()
+    existing_vpc_id: str | None = None
+    existing_subnet_ids: tuple[str, ...] = ()
+    min_capacity: float = 0.5
+    max_capacity: float = 4.0
+    engine_version: str = "16.4"
+    database_name: str = "ddbsync"
+    deletion_protection: bool = False
+    backup_retention_days: int = 7
+    rds_proxy: bool = False
+    existing_cluster_endpoint: str | None = None
+    existing_secret_arn: str | None = None
+    architecture: str = "arm64"
+    memory_mb: int = 512
+    timeout_seconds: int = 60
+    batch_size: int = 100
+    batching_window_seconds: int = 1
+    maximum_retry_attempts: int = 5
+    maximum_record_age_seconds: int = 3600
+    parallelization_factor: int = 1
+    log_retention_days: int = 30
+    iterator_age_alarm_ms: int = 60_000
+    alarm_topic_arn: str | None = None
+    tables: tuple[str, ...] = ()  # DynamoDB tables (mapping names) to deploy; empty: all of them
+    adopt_tables: tuple[str, ...] = ()  # existing DynamoDB tables to use instead of creating them
+
+
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+
+def _ranged(key: str, low: float, high: float, kind: Callable[[Any], Any] = int) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"ddbsync:{key} = {value!r}: expected a number from {low} to {high}") from None
+        if not low <= number <= high:
+            raise SettingsError(f"ddbsync:{key} = {value!r}: allowed values are {low} to {high}")
+        return number
+
+    return check
+
+
+def _one_of(key: str, allowed: tuple[Any, ...], kind: Callable[[Any], Any] = str) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        try:
+            chosen = kind(value)
+        except (TypeError, ValueError):
+            chosen = None
+        if chosen not in allowed:
+            raise SettingsError(f"ddbsync:{key} = {value!r}: allowed values are {', '.join(map(str, allowed))}")
+        return chosen
+
+    return check
+
+
+def _boolean(key: str) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "false"):
+            return str(value).lower() == "true"
+        raise SettingsError(f"ddbsync:{key} = {value!r}: allowed values are true, false")
+
+    return check
+
+
+def _names(key: str) -> Callable[[Any], tuple[str, ...]]:
+    def check(value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+            raise SettingsError(f"ddbsync:{key} = {value!r}: expected a list of names")
+        return tuple(value)
+
+    return check
+
+
+# config key -> (field, check)
+OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "environment": ("environment", _one_of("environment", ("dev", "staging", "prod"))),
+    "vpcCidr": ("vpc_cidr", str),
+    "availabilityZones": ("availability_zones", _names("availabilityZones")),
+    "existingVpcId": ("existing_vpc_id", str),
+    "existingSubnetIds": ("existing_subnet_ids", _names("existingSubnetIds")),
+    "minCapacity": ("min_capacity", _ranged("minCapacity", 0, 256, float)),
+    "maxCapacity": ("max_capacity", _ranged("maxCapacity", 1, 256, float)),
+    "engineVersion": ("engine_version", str),
+    "databaseName": ("database_name", str),
+    "deletionProtection": ("deletion_protection", _boolean("deletionProtection")),
+    "backupRetentionDays": ("backup_retention_days", _ranged("backupRetentionDays", 1, 35)),
+    "rdsProxy": ("rds_proxy", _boolean("rdsProxy")),
+    "existingClusterEndpoint": ("existing_cluster_endpoint", str),
+    "existingSecretArn": ("existing_secret_arn", str),
+    "architecture": ("architecture", _one_of("architecture", ARCHITECTURES)),
+    "memoryMb": ("memory_mb", _ranged("memoryMb", 128, 10240)),
+    "timeoutSeconds": ("timeout_seconds", _ranged("timeoutSeconds", 3, 900)),
+    "batchSize": ("batch_size", _ranged("batchSize", 1, 10000)),
+    "batchingWindowSeconds": ("batching_window_seconds", _ranged("batchingWindowSeconds", 0, 300)),
+    "maximumRetryAttempts": ("maximum_retry_attempts", _ranged("maximumRetryAttempts", 0, 10000)),
+    "maximumRecordAgeSeconds": ("maximum_record_age_seconds", _ranged("maximumRecordAgeSeconds", 60, 604800)),
+    "parallelizationFactor": ("parallelization_factor", _ranged("parallelizationFactor", 1, 10)),
+    "logRetentionDays": ("log_retention_days", _one_of("logRetentionDays", LOG_RETENTION_DAYS, int)),
+    "iteratorAgeAlarmMs": ("iterator_age_alarm_ms", _ranged("iteratorAgeAlarmMs", 1000, 86_400_000)),
+    "alarmTopicArn": ("alarm_topic_arn", str),
+    "tables": ("tables", _names("tables")),
+    "adoptTables": ("adopt_tables", _names("adoptTables")),
+}
+
+
+def parse_settings(raw: Mapping[str, Any]) -> StackSettings:
+    """Check every given option; production defaults follow from `environment` unless set."""
+    unknown = sorted(set(raw) - set(OPTIONS))
+    if unknown:
+        raise SettingsError(f"ddbsync:{unknown[0]} is not an option (known: {', '.join(sorted(OPTIONS))})")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if value is None:
+            continue
+        name, check = OPTIONS[key]
+        values[name] = check(value)
+    if values.get("environment") == "prod":
+        values.setdefault("rds_proxy", True)
+        values.setdefault("deletion_protection", True)
+        values.setdefault("backup_retention_days", 14)
+    settings = StackSettings(**values)
+    if settings.min_capacity > settings.max_capacity:
+        raise SettingsError(
+            f"ddbsync:minCapacity ({settings.min_capacity}) must not exceed ddbsync:maxCapacity ({settings.max_capacity})"
+        )
+    if bool(settings.existing_vpc_id) != bool(settings.existing_subnet_ids):
+        raise SettingsError("ddbsync:existingVpcId and ddbsync:existingSubnetIds go together: set both or neither")
+    if bool(settings.existing_cluster_endpoint) != bool(settings.existing_secret_arn):
+        raise SettingsError(
+            "ddbsync:existingClusterEndpoint and ddbsync:existingSecretArn go together: set both or neither"
+        )
+    if settings.existing_subnet_ids and len(settings.existing_subnet_ids) < 2:
+        raise SettingsError("ddbsync:existingSubnetIds: Aurora needs subnets in at least two availability zones")
+    return settings
