@@ -34,12 +34,15 @@ class DatabaseArgs:
     rds_proxy: bool = False
     existing_cluster_endpoint: str | None = None
     existing_secret_arn: str | None = None
+    account_id: pulumi.Input[str] = ""
+    region: pulumi.Input[str] = ""
+    partition: pulumi.Input[str] = "aws"
 
 
-def db_connect_arn(any_rds_arn: pulumi.Input[str], resource_id: pulumi.Input[str]) -> pulumi.Output[str]:
-    """`arn:aws:rds-db:REGION:ACCOUNT:dbuser:RESOURCE_ID/ddbsync_replicator`, from any RDS ARN of the account."""
-    return pulumi.Output.all(any_rds_arn, resource_id).apply(
-        lambda v: ":".join(v[0].replace(":rds:", ":rds-db:", 1).split(":")[:5]) + f":dbuser:{v[1]}/{REPLICATOR_DB_USER}"
+def db_connect_arn(args: DatabaseArgs, resource_id: pulumi.Input[str]) -> pulumi.Output[str]:
+    """What `rds-db:connect` names: the replicator's database user on one cluster or proxy."""
+    return pulumi.Output.all(args.partition, args.region, args.account_id, resource_id).apply(
+        lambda v: f"arn:{v[0]}:rds-db:{v[1]}:{v[2]}:dbuser:{v[3]}/{REPLICATOR_DB_USER}"
     )
 
 
@@ -49,7 +52,7 @@ class Database(pulumi.ComponentResource):
     endpoint: pulumi.Output[str]
     master_secret_arn: pulumi.Output[str]
     replicator_host: pulumi.Output[str]
-    replicator_connect_resource: pulumi.Output[str]  # the `rds-db:connect` resource id part
+    replicator_connect_arn: pulumi.Output[str]  # the resource of the replicator's `rds-db:connect`
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ddbsync:infra:Database", name, None, opts)
@@ -61,7 +64,7 @@ class Database(pulumi.ComponentResource):
             self.master_secret_arn = pulumi.Output.from_input(args.existing_secret_arn)
             self.replicator_host = self.endpoint
             # The cluster's resource id is unknown here; the user name still scopes the permission.
-            self.replicator_connect_resource = pulumi.Output.from_input("*")
+            self.replicator_connect_arn = db_connect_arn(args, "*")
             self.register_outputs({"endpoint": self.endpoint})
             return
 
@@ -111,7 +114,7 @@ class Database(pulumi.ComponentResource):
         self.endpoint = self.cluster.endpoint
         self.master_secret_arn = self.cluster.master_user_secrets.apply(lambda secrets: secrets[0]["secret_arn"])
         self.replicator_host = self.endpoint
-        self.replicator_connect_resource = self.cluster.cluster_resource_id
+        self.replicator_connect_arn = db_connect_arn(args, self.cluster.cluster_resource_id)
         if args.rds_proxy:
             self._proxy(name, args, child)
         self.register_outputs({"endpoint": self.endpoint, "replicator_host": self.replicator_host})
@@ -134,7 +137,7 @@ class Database(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-proxy-connect",
             role=self.proxy_role.id,
-            policy=db_connect_arn(self.cluster.arn, self.cluster.cluster_resource_id).apply(
+            policy=db_connect_arn(args, self.cluster.cluster_resource_id).apply(
                 lambda arn: policy_document(statement(["rds-db:connect"], [arn]))
             ),
             opts=child,
@@ -149,4 +152,4 @@ class Database(pulumi.ComponentResource):
         )
         self.replicator_host = self.proxy.endpoint
         # The proxy's resource id is the last part of its ARN (arn:aws:rds:...:db-proxy:prx-...).
-        self.replicator_connect_resource = self.proxy.arn.apply(lambda arn: arn.rsplit(":", 1)[-1])
+        self.replicator_connect_arn = db_connect_arn(args, self.proxy.arn.apply(lambda arn: arn.rsplit(":", 1)[-1]))

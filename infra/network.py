@@ -19,7 +19,7 @@ POSTGRES_PORT = 5432
 class NetworkArgs:
     region: pulumi.Input[str]
     cidr: str = "10.42.0.0/16"
-    availability_zones: tuple[str, ...] = ()
+    availability_zones: tuple[str, ...] = ()  # two or more; Aurora needs subnets in two zones
     existing_vpc_id: str | None = None
     existing_subnet_ids: tuple[str, ...] = ()
     # Interface endpoints the functions need; Secrets Manager at least.
@@ -37,7 +37,9 @@ class Network(pulumi.ComponentResource):
             self.subnet_ids: list[pulumi.Input[str]] = list(args.existing_subnet_ids)
             cidr_block = aws.ec2.get_vpc_output(id=args.existing_vpc_id).cidr_block
         else:
-            zones = args.availability_zones or (f"{args.region}a", f"{args.region}b")
+            zones = args.availability_zones
+            if len(zones) < 2:
+                raise ValueError("the network needs at least two availability zones for Aurora's subnet group")
             self.vpc = aws.ec2.Vpc(
                 f"{name}-vpc", cidr_block=args.cidr, enable_dns_hostnames=True, enable_dns_support=True,
                 tags={"Name": f"{name}-vpc"}, opts=child,

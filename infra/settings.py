@@ -6,6 +6,7 @@ with the key and the allowed values in the message, before any resource is plann
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -91,7 +92,12 @@ def _boolean(key: str) -> Callable[[Any], bool]:
 
 def _names(key: str) -> Callable[[Any], tuple[str, ...]]:
     def check(value: Any) -> tuple[str, ...]:
-        if isinstance(value, str):
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            try:
+                value = json.loads(value)  # a YAML list in the stack file arrives as JSON text
+            except json.JSONDecodeError:
+                raise SettingsError(f"ddbsync:{key} = {value!r}: expected a list of names") from None
+        elif isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
             raise SettingsError(f"ddbsync:{key} = {value!r}: expected a list of names")

@@ -6,18 +6,13 @@ import importlib
 import json
 import sys
 
-import boto3
 import psycopg2
 import pytest
-from moto import mock_aws
 
 from ddbsync.core import ConfigurationError
-from ddbsync.local.postgres import FAST_SETTINGS, PostgresServer
 from schema.model import MappingError
-from tests.conftest import admin, alembic_config, database_url
+from tests.conftest import database_url
 from tests.streams import ModelTable, event
-
-from alembic import command
 
 
 def load_handler(monkeypatch, **env):
@@ -75,26 +70,6 @@ def test_broken_mapping_fails_at_startup_naming_the_attribute(monkeypatch, tmp_p
         load_handler(monkeypatch, DATABASE_URL=database, DDBSYNC_MAPPINGS=str(tmp_path))
 
 
-@pytest.fixture(scope="module")
-def tls_server():
-    """A PostgreSQL server that speaks TLS with a self-signed certificate, as Aurora does."""
-    server = PostgresServer(settings=FAST_SETTINGS, tls=True).start()
-    name = "replica"
-    admin(server.url, f"CREATE DATABASE {name}")
-    command.upgrade(alembic_config(database_url(server.url, name)), "head")
-    yield server, name
-    server.stop()
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield boto3.client("secretsmanager", region_name="us-east-1")
-
-
 def test_credentials_come_from_secrets_manager_over_verified_tls(monkeypatch, aws, tls_server, employees_table):
     server, name = tls_server
     secret = aws.create_secret(
@@ -118,6 +93,21 @@ def test_credentials_come_from_secrets_manager_over_verified_tls(monkeypatch, aw
     stream.replicator.close()
     assert second == {"batchItemFailures": []}
     assert rows(database_url(server.url, name)) == [(1, "tls", None), (2, "cached", None)]
+
+
+def test_iam_authentication_connects_as_the_replicator_role_over_tls(monkeypatch, aws, tls_server, employees_table):
+    server, name = tls_server
+    stream = load_handler(
+        monkeypatch, DDBSYNC_DB_IAM_USER="ddbsync_replicator", DDBSYNC_DB_HOST="127.0.0.1",
+        DDBSYNC_DB_PORT=str(server.port), DDBSYNC_DB_NAME=name, DDBSYNC_DB_SSLROOTCERT=str(server.certificate),
+    )
+    response = stream.handler(event([employees_table.put({"Id": 7, "empName": "iam"})]), None)
+    with stream.replicator.connection().cursor() as cursor:
+        cursor.execute("SELECT current_user, (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())")
+        assert cursor.fetchone() == ("ddbsync_replicator", True)
+    stream.replicator.close()
+    assert response == {"batchItemFailures": []}
+    assert (7, "iam", None) in rows(database_url(server.url, name))
 
 
 def test_a_server_without_tls_is_refused_and_the_batch_retried(monkeypatch, aws, pg_server, employees_table):

@@ -1,0 +1,50 @@
+"""CloudWatch alarms on what means replication is falling behind or losing records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass
+class AlarmsArgs:
+    function_name: pulumi.Input[str]
+    queue_name: pulumi.Input[str]
+    iterator_age_ms: int = 60_000
+    topic_arn: str | None = None
+
+
+class Alarms(pulumi.ComponentResource):
+    """Iterator age (lag behind the stream), function errors, and records in the on-failure queue."""
+
+    def __init__(self, name: str, args: AlarmsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ddbsync:infra:Alarms", name, None, opts)
+        actions = [args.topic_arn] if args.topic_arn else []
+
+        def alarm(suffix: str, description: str, **kwargs) -> aws.cloudwatch.MetricAlarm:
+            return aws.cloudwatch.MetricAlarm(
+                f"{name}-{suffix}", alarm_description=description, alarm_actions=actions, ok_actions=actions,
+                evaluation_periods=1, period=60, treat_missing_data="notBreaching",
+                opts=pulumi.ResourceOptions(parent=self), **kwargs,
+            )
+
+        function = {"FunctionName": args.function_name}
+        self.iterator_age = alarm(
+            "iterator-age", "Replication is behind the DynamoDB stream; records expire after 24 h",
+            namespace="AWS/Lambda", metric_name="IteratorAge", dimensions=function, statistic="Maximum",
+            comparison_operator="GreaterThanThreshold", threshold=args.iterator_age_ms,
+        )
+        self.errors = alarm(
+            "errors", "The replicator failed a batch (it will be retried, bisected, then sent to the queue)",
+            namespace="AWS/Lambda", metric_name="Errors", dimensions=function, statistic="Sum",
+            comparison_operator="GreaterThanThreshold", threshold=0,
+        )
+        self.dropped = alarm(
+            "on-failure-queue", "Stream records were given up on: re-drive them or re-backfill",
+            namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": args.queue_name}, statistic="Maximum",
+            comparison_operator="GreaterThanThreshold", threshold=0,
+        )
+        self.register_outputs({})

@@ -1,0 +1,95 @@
+"""Streams -> Lambda -> Aurora: the replicator function, one event source mapping per table, the DLQ.
+
+The mappings are created only after the migrations ran (`depends_on`), start at TRIM_HORIZON, bisect
+failing batches, retry a bounded number of times, drop nothing silently (on-failure records go to an
+encrypted SQS queue) and use `ReportBatchItemFailures`, which the handler's contract relies on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.database import REPLICATOR_DB_USER
+from infra.function import VpcFunction, VpcFunctionArgs
+from infra.iam import statement
+from infra.network import POSTGRES_PORT
+from schema.dynamodb import STREAM_VIEW_TYPE
+
+HANDLER = "handlers.stream.handler"
+FOURTEEN_DAYS = 14 * 24 * 3600
+
+
+@dataclass
+class ReplicationArgs:
+    function: VpcFunctionArgs  # handler and environment are filled in here
+    stream_arns: dict[str, pulumi.Input[str]]
+    database_host: pulumi.Input[str]
+    database_name: str
+    db_connect_arn: pulumi.Input[str]
+    batch_size: int = 100
+    batching_window_seconds: int = 1
+    maximum_retry_attempts: int = 5
+    maximum_record_age_seconds: int = 3600
+    parallelization_factor: int = 1
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+
+class Replication(pulumi.ComponentResource):
+    """The replicator and its triggers; the function can read only its streams, queue, key and DB user."""
+
+    def __init__(self, name: str, args: ReplicationArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ddbsync:infra:Replication", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.queue = aws.sqs.Queue(
+            f"{name}-on-failure", kms_master_key_id=args.function.kms_key_arn,
+            message_retention_seconds=FOURTEEN_DAYS, opts=child,
+        )
+        stream_arns = list(args.stream_arns.values())
+        function_args = replace(
+            args.function,
+            handler=HANDLER,
+            environment={
+                "DDBSYNC_DB_IAM_USER": REPLICATOR_DB_USER,
+                "DDBSYNC_DB_HOST": args.database_host,
+                "DDBSYNC_DB_PORT": str(POSTGRES_PORT),
+                "DDBSYNC_DB_NAME": args.database_name,
+                "DDBSYNC_STREAM_VIEW_TYPE": STREAM_VIEW_TYPE,
+                "POWERTOOLS_SERVICE_NAME": "ddbsync-stream",
+                "POWERTOOLS_METRICS_NAMESPACE": "ddbsync",
+            },
+            statements=[
+                statement(["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+                          stream_arns, "ReadOwnStreams"),
+                # ListStreams has no resource-level permissions in DynamoDB: "*" is the only choice.
+                statement(["dynamodb:ListStreams"], ["*"], "ListStreams"),
+                statement(["sqs:SendMessage"], [self.queue.arn], "OnFailureQueue"),
+                statement(["rds-db:connect"], [args.db_connect_arn], "ConnectAsReplicator"),
+            ],
+        )
+        self.function = VpcFunction(name, function_args, opts=child)
+        self.mappings = {
+            table: aws.lambda_.EventSourceMapping(
+                f"{name}-{table}",
+                event_source_arn=stream_arn,
+                function_name=self.function.function.arn,
+                starting_position="TRIM_HORIZON",
+                batch_size=args.batch_size,
+                maximum_batching_window_in_seconds=args.batching_window_seconds,
+                bisect_batch_on_function_error=True,
+                maximum_retry_attempts=args.maximum_retry_attempts,
+                maximum_record_age_in_seconds=args.maximum_record_age_seconds,
+                parallelization_factor=args.parallelization_factor,
+                function_response_types=["ReportBatchItemFailures"],
+                destination_config=aws.lambda_.EventSourceMappingDestinationConfigArgs(
+                    on_failure=aws.lambda_.EventSourceMappingDestinationConfigOnFailureArgs(
+                        destination_arn=self.queue.arn
+                    )
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.function, *args.depends_on]),
+            )
+            for table, stream_arn in args.stream_arns.items()
+        }
+        self.register_outputs({"function_name": self.function.function.name, "queue_url": self.queue.url})

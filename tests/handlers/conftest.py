@@ -1,0 +1,33 @@
+"""Fixtures for the Lambda handlers: a TLS PostgreSQL server and Secrets Manager in moto."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from alembic import command
+from moto import mock_aws
+
+from ddbsync.local.postgres import FAST_SETTINGS, PostgresServer
+from tests.conftest import admin, alembic_config, database_url
+
+
+@pytest.fixture(scope="module")
+def tls_server():
+    """A PostgreSQL server that speaks TLS with a self-signed certificate, as Aurora does."""
+    server = PostgresServer(settings=FAST_SETTINGS, tls=True).start()
+    name = "replica"
+    admin(server.url, f"CREATE DATABASE {name}")
+    command.upgrade(alembic_config(database_url(server.url, name)), "head")
+    yield server, name
+    server.stop()
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """Secrets Manager (and the rest of AWS) in moto, in process."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield boto3.client("secretsmanager", region_name="us-east-1")
