@@ -28,7 +28,8 @@ mappings = load_mappings()
 unknown = sorted(set(settings.tables) - {m.dynamodb_table for m in mappings})
 if unknown:
     raise SettingsError(
-        f"ddbsync:tables names {unknown[0]!r}, which has no mapping (mapped: {', '.join(m.dynamodb_table for m in mappings)})"
+        f"ddbsync:tables names {unknown[0]!r}, which has no mapping "
+        f"(mapped: {', '.join(m.dynamodb_table for m in mappings)})"
     )
 deployed = [m for m in mappings if not settings.tables or m.dynamodb_table in settings.tables]
 
@@ -39,48 +40,96 @@ partition = aws.get_partition_output().partition
 
 encryption = Encryption(prefix, EncryptionArgs(account_id=identity.account_id, region=region, partition=partition))
 zones = settings.availability_zones or tuple(aws.get_availability_zones(state="available").names[:2])
-network = Network(prefix, NetworkArgs(
-    region=region, cidr=settings.vpc_cidr, availability_zones=zones,
-    existing_vpc_id=settings.existing_vpc_id, existing_subnet_ids=settings.existing_subnet_ids,
-))
-database = Database(prefix, DatabaseArgs(
-    subnet_ids=network.subnet_ids, security_group_id=network.database_sg.id, kms_key_arn=encryption.key_arn,
-    database_name=settings.database_name, engine_version=settings.engine_version,
-    min_capacity=settings.min_capacity, max_capacity=settings.max_capacity,
-    deletion_protection=settings.deletion_protection, backup_retention_days=settings.backup_retention_days,
-    rds_proxy=settings.rds_proxy, existing_cluster_endpoint=settings.existing_cluster_endpoint,
-    existing_secret_arn=settings.existing_secret_arn, account_id=identity.account_id, region=region,
-    partition=partition,
-))
-tables = Tables(prefix, TablesArgs(
-    definitions=[table_definition(m) for m in deployed], kms_key_arn=encryption.key_arn,
-    adopt=settings.adopt_tables, deletion_protection=settings.deletion_protection,
-))
+network = Network(
+    prefix,
+    NetworkArgs(
+        region=region,
+        cidr=settings.vpc_cidr,
+        availability_zones=zones,
+        existing_vpc_id=settings.existing_vpc_id,
+        existing_subnet_ids=settings.existing_subnet_ids,
+    ),
+)
+database = Database(
+    prefix,
+    DatabaseArgs(
+        subnet_ids=network.subnet_ids,
+        security_group_id=network.database_sg.id,
+        kms_key_arn=encryption.key_arn,
+        database_name=settings.database_name,
+        engine_version=settings.engine_version,
+        min_capacity=settings.min_capacity,
+        max_capacity=settings.max_capacity,
+        deletion_protection=settings.deletion_protection,
+        backup_retention_days=settings.backup_retention_days,
+        rds_proxy=settings.rds_proxy,
+        existing_cluster_endpoint=settings.existing_cluster_endpoint,
+        existing_secret_arn=settings.existing_secret_arn,
+        account_id=identity.account_id,
+        region=region,
+        partition=partition,
+    ),
+)
+tables = Tables(
+    prefix,
+    TablesArgs(
+        definitions=[table_definition(m) for m in deployed],
+        kms_key_arn=encryption.key_arn,
+        adopt=settings.adopt_tables,
+        deletion_protection=settings.deletion_protection,
+    ),
+)
 
 function = VpcFunctionArgs(
-    handler="", archive=build_lambda_archive(settings.architecture), subnet_ids=network.subnet_ids,
-    security_group_ids=[network.function_sg.id], kms_key_arn=encryption.key_arn, account_id=identity.account_id,
-    region=region, partition=partition, architecture=settings.architecture, memory_mb=settings.memory_mb,
-    timeout_seconds=settings.timeout_seconds, log_retention_days=settings.log_retention_days,
+    handler="",
+    archive=build_lambda_archive(settings.architecture),
+    subnet_ids=network.subnet_ids,
+    security_group_ids=[network.function_sg.id],
+    kms_key_arn=encryption.key_arn,
+    account_id=identity.account_id,
+    region=region,
+    partition=partition,
+    architecture=settings.architecture,
+    memory_mb=settings.memory_mb,
+    timeout_seconds=settings.timeout_seconds,
+    log_retention_days=settings.log_retention_days,
 )
-migrations = Migrations(f"{prefix}-migrate", MigrationsArgs(
-    function=function, database_host=database.endpoint, database_name=settings.database_name,
-    master_secret_arn=database.master_secret_arn, fingerprint=migrations_fingerprint(),
-    database=getattr(database, "instance", None),
-))
-replication = Replication(f"{prefix}-replicator", ReplicationArgs(
-    function=function, stream_arns=tables.stream_arns, database_host=database.replicator_host,
-    database_name=settings.database_name,
-    db_connect_arn=database.replicator_connect_arn,
-    batch_size=settings.batch_size, batching_window_seconds=settings.batching_window_seconds,
-    maximum_retry_attempts=settings.maximum_retry_attempts,
-    maximum_record_age_seconds=settings.maximum_record_age_seconds,
-    parallelization_factor=settings.parallelization_factor, depends_on=[migrations.invocation],
-))
-alarms = Alarms(prefix, AlarmsArgs(
-    function_name=replication.function.function.name, queue_name=replication.queue.name,
-    iterator_age_ms=settings.iterator_age_alarm_ms, topic_arn=settings.alarm_topic_arn,
-))
+migrations = Migrations(
+    f"{prefix}-migrate",
+    MigrationsArgs(
+        function=function,
+        database_host=database.endpoint,
+        database_name=settings.database_name,
+        master_secret_arn=database.master_secret_arn,
+        fingerprint=migrations_fingerprint(),
+        database=getattr(database, "instance", None),
+    ),
+)
+replication = Replication(
+    f"{prefix}-replicator",
+    ReplicationArgs(
+        function=function,
+        stream_arns=tables.stream_arns,
+        database_host=database.replicator_host,
+        database_name=settings.database_name,
+        db_connect_arn=database.replicator_connect_arn,
+        batch_size=settings.batch_size,
+        batching_window_seconds=settings.batching_window_seconds,
+        maximum_retry_attempts=settings.maximum_retry_attempts,
+        maximum_record_age_seconds=settings.maximum_record_age_seconds,
+        parallelization_factor=settings.parallelization_factor,
+        depends_on=[migrations.invocation],
+    ),
+)
+alarms = Alarms(
+    prefix,
+    AlarmsArgs(
+        function_name=replication.function.function.name,
+        queue_name=replication.queue.name,
+        iterator_age_ms=settings.iterator_age_alarm_ms,
+        topic_arn=settings.alarm_topic_arn,
+    ),
+)
 
 pulumi.export("mapped_tables", [m.dynamodb_table for m in deployed])
 pulumi.export("stream_arns", tables.stream_arns)

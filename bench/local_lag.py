@@ -35,8 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         lags, seconds, behind = measure(args)
     lag_ms = sorted(x * 1000 for x in lags)
     pick = lambda p: lag_ms[min(len(lag_ms) - 1, int(p / 100 * len(lag_ms)))]  # noqa: E731
-    print(f"{len(lag_ms)} stream records from {args.changes} changes in {seconds:.1f} s "
-          f"(target {args.rate:.0f}/s; writer at most {behind:.1f} s behind), batch size {args.batch_size}")
+    print(
+        f"{len(lag_ms)} stream records from {args.changes} changes in {seconds:.1f} s "
+        f"(target {args.rate:.0f}/s; writer at most {behind:.1f} s behind), batch size {args.batch_size}"
+    )
     print(f"lag p50 {pick(50):.0f} ms   p95 {pick(95):.0f} ms   p99 {pick(99):.0f} ms   max {lag_ms[-1]:.0f} ms")
     return 0
 
@@ -46,6 +48,7 @@ def measure(args: argparse.Namespace) -> tuple[list[float], float, float]:
     stack = LocalStack(settings=RunnerSettings(batch_size=args.batch_size)).start()
     lags: list[float] = []
     try:
+
         def on_batch(report: BatchReport) -> None:
             if not report.failed:
                 lags.extend(report.finished_at - r["dynamodb"]["ApproximateCreationDateTime"] for r in report.records)

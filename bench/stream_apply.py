@@ -27,17 +27,15 @@ import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from alembic import command  # noqa: E402
-from alembic.config import Config  # noqa: E402
-
 from ddbsync.core import Replicator  # noqa: E402
 from ddbsync.core.connection import connect  # noqa: E402
 from ddbsync.local.postgres import PostgresServer  # noqa: E402
-from schema.database import sqlalchemy_url  # noqa: E402
+from schema.migrations import upgrade_head  # noqa: E402
 from schema.model import load_mappings  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-SEED_TABLE = "CREATE TABLE IF NOT EXISTS seed_employees (id bigint PRIMARY KEY, name varchar(20), department varchar(10))"
+SEED_TABLE = (
+    "CREATE TABLE IF NOT EXISTS seed_employees (id bigint PRIMARY KEY, name varchar(20), department varchar(10))"
+)
 
 
 def workload(count: int, seed: int = 7) -> list[dict[str, Any]]:
@@ -68,16 +66,19 @@ def workload(count: int, seed: int = 7) -> list[dict[str, Any]]:
                 "empName": {"S": f"name{rng.randrange(10**6)}"},
                 "empDepartment": {"S": rng.choice(["AnyDept", "ExDept", "Ops", "Sales"])},
             }
-        records.append({
-            "eventName": event,
-            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/Employees/stream/x",
-            "dynamodb": dynamodb,
-        })
+        records.append(
+            {
+                "eventName": event,
+                "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/Employees/stream/x",
+                "dynamodb": dynamodb,
+            }
+        )
     return records
 
 
 def seed_loop(connection) -> Callable[[list[dict[str, Any]]], None]:
     """Seed 002's handler body: one statement per record."""
+
     def apply(batch: list[dict[str, Any]]) -> None:
         cursor = connection.cursor()
         for record in batch:
@@ -102,6 +103,7 @@ def seed_loop(connection) -> Callable[[list[dict[str, Any]]], None]:
 
 def copy_merge(connection) -> Callable[[list[dict[str, Any]]], None]:
     """COPY the batch's last change per key into a temporary table, then merge it in two statements."""
+
     def apply(batch: list[dict[str, Any]]) -> None:
         latest: dict[str, dict[str, Any]] = {}
         for record in batch:
@@ -184,9 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         admin.cursor().execute("CREATE DATABASE ddbsync_bench")
         admin.close()
         db = url.rsplit("/", 1)[0] + "/ddbsync_bench"
-        config = Config(str(ROOT / "alembic.ini"), attributes={"configure_logger": False})
-        config.set_main_option("sqlalchemy.url", sqlalchemy_url(db))
-        command.upgrade(config, "head")
+        upgrade_head(db)
         with psycopg2.connect(db) as connection:
             connection.cursor().execute(SEED_TABLE)
 

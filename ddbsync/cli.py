@@ -54,8 +54,10 @@ def local_up(batch_size: int, keep: bool) -> int:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         state.write_text(json.dumps(endpoints, indent=2))
         print("ddbsync local stack is up.")
-        print(f"  export AWS_ENDPOINT_URL={stack.endpoint} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
-              "AWS_DEFAULT_REGION=us-east-1 AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled")
+        print(
+            f"  export AWS_ENDPOINT_URL={stack.endpoint} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+            "AWS_DEFAULT_REGION=us-east-1 AWS_ACCOUNT_ID_ENDPOINT_MODE=disabled"
+        )
         print(f"  psql {stack.database_url}")
         print(f"  tables: {', '.join(stack.stream_arns)}; stop with Ctrl-C or `ddbsync local down`", flush=True)
         runners = stack.runners()

@@ -7,20 +7,17 @@ with TLS, and runs the migrations packaged beside it, which also keep the DML-on
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities import parameters
 from sqlalchemy import create_engine
 
 from schema.database import resolve_database_url, sqlalchemy_url
+from schema.migrations import upgrade_head
 
 logger = Logger(service="ddbsync-migrate")
-ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 
 
 def _fetch_secret(arn: str) -> str:
@@ -38,11 +35,9 @@ def current_revision(url: str) -> str | None:
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Upgrade to head and say from which revision to which."""
-    url = sqlalchemy_url(resolve_database_url(_fetch_secret))
-    config = Config(str(ALEMBIC_INI), attributes={"configure_logger": False})
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    before = current_revision(url)
-    command.upgrade(config, "head")
-    after = current_revision(url)
+    url = resolve_database_url(_fetch_secret)
+    before = current_revision(sqlalchemy_url(url))
+    upgrade_head(url)
+    after = current_revision(sqlalchemy_url(url))
     logger.info("migrated", before=before, after=after, trigger=event.get("trigger"))
     return {"before": before, "after": after}

@@ -51,7 +51,8 @@ def database_url() -> str:
     """Where to connect, per connection: IAM tokens live fifteen minutes, so one is made each time."""
     if os.environ.get(IAM_USER_ENV) and not os.environ.get(DATABASE_URL_ENV):
         token = _rds.generate_db_auth_token(
-            DBHostname=os.environ[HOST_ENV], Port=int(os.environ.get(PORT_ENV, "5432")),
+            DBHostname=os.environ[HOST_ENV],
+            Port=int(os.environ.get(PORT_ENV, "5432")),
             DBUsername=os.environ[IAM_USER_ENV],
         )
         return url_for_iam_user(token)

@@ -25,26 +25,46 @@ class Alarms(pulumi.ComponentResource):
 
         def alarm(suffix: str, description: str, **kwargs) -> aws.cloudwatch.MetricAlarm:
             return aws.cloudwatch.MetricAlarm(
-                f"{name}-{suffix}", alarm_description=description, alarm_actions=actions, ok_actions=actions,
-                evaluation_periods=1, period=60, treat_missing_data="notBreaching",
-                opts=pulumi.ResourceOptions(parent=self), **kwargs,
+                f"{name}-{suffix}",
+                alarm_description=description,
+                alarm_actions=actions,
+                ok_actions=actions,
+                evaluation_periods=1,
+                period=60,
+                treat_missing_data="notBreaching",
+                opts=pulumi.ResourceOptions(parent=self),
+                **kwargs,
             )
 
         function = {"FunctionName": args.function_name}
         self.iterator_age = alarm(
-            "iterator-age", "Replication is behind the DynamoDB stream; records expire after 24 h",
-            namespace="AWS/Lambda", metric_name="IteratorAge", dimensions=function, statistic="Maximum",
-            comparison_operator="GreaterThanThreshold", threshold=args.iterator_age_ms,
+            "iterator-age",
+            "Replication is behind the DynamoDB stream; records expire after 24 h",
+            namespace="AWS/Lambda",
+            metric_name="IteratorAge",
+            dimensions=function,
+            statistic="Maximum",
+            comparison_operator="GreaterThanThreshold",
+            threshold=args.iterator_age_ms,
         )
         self.errors = alarm(
-            "errors", "The replicator failed a batch (it will be retried, bisected, then sent to the queue)",
-            namespace="AWS/Lambda", metric_name="Errors", dimensions=function, statistic="Sum",
-            comparison_operator="GreaterThanThreshold", threshold=0,
+            "errors",
+            "The replicator failed a batch (it will be retried, bisected, then sent to the queue)",
+            namespace="AWS/Lambda",
+            metric_name="Errors",
+            dimensions=function,
+            statistic="Sum",
+            comparison_operator="GreaterThanThreshold",
+            threshold=0,
         )
         self.dropped = alarm(
-            "on-failure-queue", "Stream records were given up on: re-drive them or re-backfill",
-            namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible",
-            dimensions={"QueueName": args.queue_name}, statistic="Maximum",
-            comparison_operator="GreaterThanThreshold", threshold=0,
+            "on-failure-queue",
+            "Stream records were given up on: re-drive them or re-backfill",
+            namespace="AWS/SQS",
+            metric_name="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": args.queue_name},
+            statistic="Maximum",
+            comparison_operator="GreaterThanThreshold",
+            threshold=0,
         )
         self.register_outputs({})

@@ -71,7 +71,9 @@ class Database(pulumi.ComponentResource):
         self.subnet_group = aws.rds.SubnetGroup(f"{name}-subnets", subnet_ids=args.subnet_ids, opts=child)
         family = f"aurora-postgresql{args.engine_version.split('.')[0]}"
         self.parameters = aws.rds.ClusterParameterGroup(
-            f"{name}-params", family=family, description="ddbsync: TLS required",
+            f"{name}-params",
+            family=family,
+            description="ddbsync: TLS required",
             parameters=[aws.rds.ClusterParameterGroupParameterArgs(name="rds.force_ssl", value="1")],
             opts=child,
         )
@@ -91,7 +93,8 @@ class Database(pulumi.ComponentResource):
             db_cluster_parameter_group_name=self.parameters.name,
             vpc_security_group_ids=[args.security_group_id],
             serverlessv2_scaling_configuration=aws.rds.ClusterServerlessv2ScalingConfigurationArgs(
-                min_capacity=args.min_capacity, max_capacity=args.max_capacity,
+                min_capacity=args.min_capacity,
+                max_capacity=args.max_capacity,
             ),
             backup_retention_period=args.backup_retention_days,
             deletion_protection=args.deletion_protection,
@@ -122,7 +125,9 @@ class Database(pulumi.ComponentResource):
     def _proxy(self, name: str, args: DatabaseArgs, child: pulumi.ResourceOptions) -> None:
         """RDS Proxy with IAM authentication on both sides and TLS required: no password involved."""
         self.proxy_role = aws.iam.Role(
-            f"{name}-proxy-role", assume_role_policy=assume_role_policy("rds.amazonaws.com"), opts=child,
+            f"{name}-proxy-role",
+            assume_role_policy=assume_role_policy("rds.amazonaws.com"),
+            opts=child,
         )
         self.proxy = aws.rds.Proxy(
             f"{name}-proxy",
@@ -143,11 +148,15 @@ class Database(pulumi.ComponentResource):
             opts=child,
         )
         self.proxy_target_group = aws.rds.ProxyDefaultTargetGroup(
-            f"{name}-proxy-targets", db_proxy_name=self.proxy.name, opts=child,
+            f"{name}-proxy-targets",
+            db_proxy_name=self.proxy.name,
+            opts=child,
         )
         self.proxy_target = aws.rds.ProxyTarget(
-            f"{name}-proxy-target", db_proxy_name=self.proxy.name,
-            target_group_name=self.proxy_target_group.name, db_cluster_identifier=self.cluster.id,
+            f"{name}-proxy-target",
+            db_proxy_name=self.proxy.name,
+            target_group_name=self.proxy_target_group.name,
+            db_cluster_identifier=self.cluster.id,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.instance]),
         )
         self.replicator_host = self.proxy.endpoint

@@ -37,7 +37,9 @@ class Encryption(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.alias = aws.kms.Alias(
-            f"{name}-alias", name=f"alias/{name}", target_key_id=self.key.key_id,
+            f"{name}-alias",
+            name=f"alias/{name}",
+            target_key_id=self.key.key_id,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.key_arn = self.key.arn

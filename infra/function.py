@@ -41,10 +41,15 @@ class VpcFunction(pulumi.ComponentResource):
         super().__init__("ddbsync:infra:VpcFunction", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs", name=f"/aws/lambda/{name}", retention_in_days=args.log_retention_days,
-            kms_key_id=args.kms_key_arn, opts=child,
+            f"{name}-logs",
+            name=f"/aws/lambda/{name}",
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
+            opts=child,
         )
-        self.role = aws.iam.Role(f"{name}-role", assume_role_policy=assume_role_policy("lambda.amazonaws.com"), opts=child)
+        self.role = aws.iam.Role(
+            f"{name}-role", assume_role_policy=assume_role_policy("lambda.amazonaws.com"), opts=child
+        )
         base = pulumi.Output.all(
             self.log_group.arn, args.kms_key_arn, args.account_id, args.region, args.partition
         ).apply(lambda v: _base_statements(*v))
@@ -80,12 +85,17 @@ def _base_statements(log_group_arn: str, key_arn: str, account: str, region: str
         statement(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{log_group_arn}:*"], "Logs"),
         statement(["kms:Decrypt", "kms:GenerateDataKey"], [key_arn], "StackKey"),
         statement(
-            ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
-             "ec2:UnassignPrivateIpAddresses"],
+            [
+                "ec2:CreateNetworkInterface",
+                "ec2:DeleteNetworkInterface",
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:UnassignPrivateIpAddresses",
+            ],
             [f"{ec2}:network-interface/*", f"{ec2}:subnet/*", f"{ec2}:security-group/*"],
             "VpcNetworkInterfaces",
         ),
         # EC2 offers no resource-level permissions for Describe calls: "*" is the only choice here.
-        statement(["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"], ["*"],
-                  "VpcDescribe"),
+        statement(
+            ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"], ["*"], "VpcDescribe"
+        ),
     ]

@@ -41,15 +41,23 @@ class Network(pulumi.ComponentResource):
             if len(zones) < 2:
                 raise ValueError("the network needs at least two availability zones for Aurora's subnet group")
             self.vpc = aws.ec2.Vpc(
-                f"{name}-vpc", cidr_block=args.cidr, enable_dns_hostnames=True, enable_dns_support=True,
-                tags={"Name": f"{name}-vpc"}, opts=child,
+                f"{name}-vpc",
+                cidr_block=args.cidr,
+                enable_dns_hostnames=True,
+                enable_dns_support=True,
+                tags={"Name": f"{name}-vpc"},
+                opts=child,
             )
             blocks = ipaddress.ip_network(args.cidr).subnets(new_prefix=24)
             self.subnets = [
                 aws.ec2.Subnet(
-                    f"{name}-private-{zone}", vpc_id=self.vpc.id, availability_zone=zone,
-                    cidr_block=str(next(blocks)), map_public_ip_on_launch=False,
-                    tags={"Name": f"{name}-private-{zone}"}, opts=child,
+                    f"{name}-private-{zone}",
+                    vpc_id=self.vpc.id,
+                    availability_zone=zone,
+                    cidr_block=str(next(blocks)),
+                    map_public_ip_on_launch=False,
+                    tags={"Name": f"{name}-private-{zone}"},
+                    opts=child,
                 )
                 for zone in zones
             ]
@@ -58,34 +66,52 @@ class Network(pulumi.ComponentResource):
             cidr_block = self.vpc.cidr_block
 
         self.function_sg = aws.ec2.SecurityGroup(
-            f"{name}-functions", vpc_id=self.vpc_id, description="ddbsync Lambda functions",
+            f"{name}-functions",
+            vpc_id=self.vpc_id,
+            description="ddbsync Lambda functions",
             egress=[
                 aws.ec2.SecurityGroupEgressArgs(
-                    protocol="tcp", from_port=POSTGRES_PORT, to_port=POSTGRES_PORT, cidr_blocks=[cidr_block],
+                    protocol="tcp",
+                    from_port=POSTGRES_PORT,
+                    to_port=POSTGRES_PORT,
+                    cidr_blocks=[cidr_block],
                     description="PostgreSQL inside the VPC",
                 ),
                 aws.ec2.SecurityGroupEgressArgs(
-                    protocol="tcp", from_port=443, to_port=443, cidr_blocks=[cidr_block],
+                    protocol="tcp",
+                    from_port=443,
+                    to_port=443,
+                    cidr_blocks=[cidr_block],
                     description="AWS APIs through VPC endpoints",
                 ),
             ],
             opts=child,
         )
         self.database_sg = aws.ec2.SecurityGroup(
-            f"{name}-database", vpc_id=self.vpc_id, description="ddbsync Aurora PostgreSQL",
+            f"{name}-database",
+            vpc_id=self.vpc_id,
+            description="ddbsync Aurora PostgreSQL",
             ingress=[
                 aws.ec2.SecurityGroupIngressArgs(
-                    protocol="tcp", from_port=POSTGRES_PORT, to_port=POSTGRES_PORT,
-                    security_groups=[self.function_sg.id], description="replicator and migration runner only",
+                    protocol="tcp",
+                    from_port=POSTGRES_PORT,
+                    to_port=POSTGRES_PORT,
+                    security_groups=[self.function_sg.id],
+                    description="replicator and migration runner only",
                 )
             ],
             opts=child,
         )
         self.endpoint_sg = aws.ec2.SecurityGroup(
-            f"{name}-endpoints", vpc_id=self.vpc_id, description="ddbsync VPC interface endpoints",
+            f"{name}-endpoints",
+            vpc_id=self.vpc_id,
+            description="ddbsync VPC interface endpoints",
             ingress=[
                 aws.ec2.SecurityGroupIngressArgs(
-                    protocol="tcp", from_port=443, to_port=443, security_groups=[self.function_sg.id],
+                    protocol="tcp",
+                    from_port=443,
+                    to_port=443,
+                    security_groups=[self.function_sg.id],
                     description="HTTPS from the functions",
                 )
             ],
@@ -93,9 +119,13 @@ class Network(pulumi.ComponentResource):
         )
         self.endpoints = [
             aws.ec2.VpcEndpoint(
-                f"{name}-{service}", vpc_id=self.vpc_id, vpc_endpoint_type="Interface",
+                f"{name}-{service}",
+                vpc_id=self.vpc_id,
+                vpc_endpoint_type="Interface",
                 service_name=pulumi.Output.concat("com.amazonaws.", args.region, f".{service}"),
-                subnet_ids=self.subnet_ids, security_group_ids=[self.endpoint_sg.id], private_dns_enabled=True,
+                subnet_ids=self.subnet_ids,
+                security_group_ids=[self.endpoint_sg.id],
+                private_dns_enabled=True,
                 opts=child,
             )
             for service in args.endpoint_services

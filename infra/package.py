@@ -34,7 +34,9 @@ class LambdaArchive:
 def runtime_requirements(root: Path = ROOT) -> list[str]:
     """The project's own dependencies, less what the Lambda runtime provides."""
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
-    return sorted(r for r in project["dependencies"] if re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0] not in PROVIDED_BY_RUNTIME)
+    return sorted(
+        r for r in project["dependencies"] if re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0] not in PROVIDED_BY_RUNTIME
+    )
 
 
 def _dependencies(requirements: list[str], architecture: str, python_version: str, cache: Path) -> Path:
@@ -43,9 +45,26 @@ def _dependencies(requirements: list[str], architecture: str, python_version: st
     if (target / ".complete").exists():
         return target
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-         "--target", str(target), "--platform", PLATFORMS[architecture], "--implementation", "cp",
-         "--python-version", python_version, "--only-binary=:all:", "--upgrade", *requirements],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-compile",
+            "--target",
+            str(target),
+            "--platform",
+            PLATFORMS[architecture],
+            "--implementation",
+            "cp",
+            "--python-version",
+            python_version,
+            "--only-binary=:all:",
+            "--upgrade",
+            *requirements,
+        ],
         check=True,
     )
     (target / ".complete").touch()

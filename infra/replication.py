@@ -44,8 +44,10 @@ class Replication(pulumi.ComponentResource):
         super().__init__("ddbsync:infra:Replication", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.queue = aws.sqs.Queue(
-            f"{name}-on-failure", kms_master_key_id=args.function.kms_key_arn,
-            message_retention_seconds=FOURTEEN_DAYS, opts=child,
+            f"{name}-on-failure",
+            kms_master_key_id=args.function.kms_key_arn,
+            message_retention_seconds=FOURTEEN_DAYS,
+            opts=child,
         )
         stream_arns = list(args.stream_arns.values())
         function_args = replace(
@@ -61,8 +63,11 @@ class Replication(pulumi.ComponentResource):
                 "POWERTOOLS_METRICS_NAMESPACE": "ddbsync",
             },
             statements=[
-                statement(["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
-                          stream_arns, "ReadOwnStreams"),
+                statement(
+                    ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+                    stream_arns,
+                    "ReadOwnStreams",
+                ),
                 # ListStreams has no resource-level permissions in DynamoDB: "*" is the only choice.
                 statement(["dynamodb:ListStreams"], ["*"], "ListStreams"),
                 statement(["sqs:SendMessage"], [self.queue.arn], "OnFailureQueue"),

@@ -50,7 +50,30 @@ class StackSettings:
     adopt_tables: tuple[str, ...] = ()  # existing DynamoDB tables to use instead of creating them
 
 
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 
 
 def _ranged(key: str, low: float, high: float, kind: Callable[[Any], Any] = int) -> Callable[[Any], Any]:
@@ -156,7 +179,8 @@ def parse_settings(raw: Mapping[str, Any]) -> StackSettings:
     settings = StackSettings(**values)
     if settings.min_capacity > settings.max_capacity:
         raise SettingsError(
-            f"ddbsync:minCapacity ({settings.min_capacity}) must not exceed ddbsync:maxCapacity ({settings.max_capacity})"
+            f"ddbsync:minCapacity ({settings.min_capacity}) must not exceed "
+            f"ddbsync:maxCapacity ({settings.max_capacity})"
         )
     if bool(settings.existing_vpc_id) != bool(settings.existing_subnet_ids):
         raise SettingsError("ddbsync:existingVpcId and ddbsync:existingSubnetIds go together: set both or neither")

@@ -26,6 +26,7 @@ class DatabaseConfigError(RuntimeError):
 
 def url_from_secret(secret: Mapping[str, object], env: Mapping[str, str] = os.environ) -> str:
     """A libpq URL from a Secrets Manager database secret; TLS is always required."""
+
     def pick(key: str, env_key: str, default: str | None = None) -> str:
         value = secret.get(key) or env.get(env_key) or default
         if value is None:

@@ -162,7 +162,7 @@ def _parse_attribute(where: str, name: str, spec: Any) -> Attribute:
     if isinstance(spec, str):
         spec = {"type": spec}
     if not isinstance(spec, Mapping):
-        raise MappingError(f"{at}: expected a type such as \"S\" or a table {{ type = ..., column = ..., sql = ... }}")
+        raise MappingError(f'{at}: expected a type such as "S" or a table {{ type = ..., column = ..., sql = ... }}')
     for extra in sorted(set(spec) - {"type", "column", "sql"}):
         raise MappingError(f"{at}: unknown setting {extra!r} (allowed: type, column, sql)")
     ddb_type = spec.get("type")
@@ -171,7 +171,9 @@ def _parse_attribute(where: str, name: str, spec: Any) -> Attribute:
     column = spec.get("column") or snake_case(name)
     _check_identifier(at, "column", column)
     if column.startswith(RESERVED_PREFIX):
-        raise MappingError(f"{at}: column {column!r} uses the prefix {RESERVED_PREFIX!r}, kept for ddbsync's own columns")
+        raise MappingError(
+            f"{at}: column {column!r} uses the prefix {RESERVED_PREFIX!r}, kept for ddbsync's own columns"
+        )
     try:
         sql = column_type(spec.get("sql") or DEFAULT_SQL_TYPE[ddb_type])
     except ValueError as error:
@@ -186,7 +188,8 @@ def _check_identifier(where: str, what: str, name: Any) -> None:
         raise MappingError(f"{where}: {what} must be a non-empty name")
     if len(name.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
         raise MappingError(
-            f"{where}: {what} {name!r} is {len(name.encode('utf-8'))} bytes; PostgreSQL names hold at most {MAX_IDENTIFIER_BYTES}"
+            f"{where}: {what} {name!r} is {len(name.encode('utf-8'))} bytes; "
+            f"PostgreSQL names hold at most {MAX_IDENTIFIER_BYTES}"
         )
 
 

@@ -110,7 +110,9 @@ def _numeric(precision: int | None, scale: int | None) -> Converter:
             exponent = number.as_tuple().exponent
             assert isinstance(exponent, int)
             if -exponent > (scale or 0):
-                raise ConversionError(f"{raw} has more than {scale or 0} decimal places for numeric({precision},{scale or 0})")
+                raise ConversionError(
+                    f"{raw} has more than {scale or 0} decimal places for numeric({precision},{scale or 0})"
+                )
             if number != 0 and number.adjusted() + 1 > precision - (scale or 0):
                 raise ConversionError(f"{raw} does not fit numeric({precision},{scale or 0})")
         return canonical_number(number)
@@ -217,7 +219,9 @@ def _jsonb(tag: str, raw: Any) -> str:
 
 # Structured values travel as JSON text and become jsonb or arrays on the server.
 _JSONB_EXPRESSION = "({})::jsonb"
-_SET_EXPRESSION = "CASE WHEN {0} IS NULL THEN NULL ELSE ARRAY(SELECT {1} FROM jsonb_array_elements_text({0}::jsonb) AS e) END"
+_SET_EXPRESSION = (
+    "CASE WHEN {0} IS NULL THEN NULL ELSE ARRAY(SELECT {1} FROM jsonb_array_elements_text({0}::jsonb) AS e) END"
+)
 
 
 def _fixed_types() -> dict[str, ColumnType]:
@@ -228,13 +232,23 @@ def _fixed_types() -> dict[str, ColumnType]:
         ColumnType("boolean", frozenset({"BOOL"}), pg.BOOLEAN(), "boolean", _boolean),
         ColumnType("bytea", frozenset({"B"}), pg.BYTEA(), "bytea", _bytea),
         ColumnType("jsonb", frozenset(DYNAMODB_TYPES), pg.JSONB(), "text", _jsonb, _JSONB_EXPRESSION),
-        ColumnType("text[]", frozenset({"SS"}), pg.ARRAY(pg.TEXT()), "text", _jsonb, _SET_EXPRESSION.replace("{1}", "e")),
         ColumnType(
-            "numeric[]", frozenset({"NS"}), pg.ARRAY(pg.NUMERIC()), "text", _jsonb,
+            "text[]", frozenset({"SS"}), pg.ARRAY(pg.TEXT()), "text", _jsonb, _SET_EXPRESSION.replace("{1}", "e")
+        ),
+        ColumnType(
+            "numeric[]",
+            frozenset({"NS"}),
+            pg.ARRAY(pg.NUMERIC()),
+            "text",
+            _jsonb,
             _SET_EXPRESSION.replace("{1}", "e::numeric"),
         ),
         ColumnType(
-            "bytea[]", frozenset({"BS"}), pg.ARRAY(pg.BYTEA()), "text", _jsonb,
+            "bytea[]",
+            frozenset({"BS"}),
+            pg.ARRAY(pg.BYTEA()),
+            "text",
+            _jsonb,
             _SET_EXPRESSION.replace("{1}", "decode(e, 'base64')"),
         ),
     ]
@@ -246,8 +260,16 @@ def _fixed_types() -> dict[str, ColumnType]:
 
 
 COLUMN_TYPES = _fixed_types()
-_ALIASES = {"int": "integer", "int4": "integer", "int8": "bigint", "int2": "smallint", "bool": "boolean",
-            "float8": "double precision", "decimal": "numeric", "character varying": "varchar"}
+_ALIASES = {
+    "int": "integer",
+    "int4": "integer",
+    "int8": "bigint",
+    "int2": "smallint",
+    "bool": "boolean",
+    "float8": "double precision",
+    "decimal": "numeric",
+    "character varying": "varchar",
+}
 _PARAMETERISED = re.compile(r"^(varchar|numeric)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)$")
 
 
@@ -265,7 +287,10 @@ def column_type(sql: str) -> ColumnType:
         if base == "numeric" and 0 < first <= 1000 and 0 <= int(second or 0) <= first:
             scale = int(second or 0)
             return ColumnType(
-                f"numeric({first},{scale})", frozenset({"N"}), pg.NUMERIC(first, scale), "numeric",
+                f"numeric({first},{scale})",
+                frozenset({"N"}),
+                pg.NUMERIC(first, scale),
+                "numeric",
                 _numeric(first, scale),
             )
     allowed = ", ".join([*COLUMN_TYPES, "varchar(n)", "numeric(p,s)"])

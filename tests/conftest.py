@@ -13,13 +13,11 @@ from typing import Iterator
 
 import psycopg2
 import pytest
-from alembic import command
-from alembic.config import Config
 
 from ddbsync.core import Replicator
 from ddbsync.core.connection import connect
 from ddbsync.local.postgres import FAST_SETTINGS, PostgresServer
-from schema.database import sqlalchemy_url
+from schema.migrations import upgrade_head
 from schema.model import Mappings, load_mappings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,16 +39,6 @@ def admin(server_url: str, *statements: str) -> None:
     connection.close()
 
 
-def alembic_config(url: str, mappings_dir: Path | None = None, script_location: Path | None = None) -> Config:
-    """Alembic's config for `url`, as `alembic` on the command line would build it."""
-    config = Config(str(ROOT / "alembic.ini"), attributes={"configure_logger": False})
-    config.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
-    if script_location is not None:
-        config.set_main_option("script_location", str(script_location))
-        config.set_main_option("version_locations", str(script_location / "versions"))
-    return config
-
-
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """URL of a PostgreSQL server's maintenance database."""
@@ -69,7 +57,7 @@ def migrated_template(pg_server: str) -> Iterator[str]:
     """A database at `alembic upgrade head`, copied for each test that needs one."""
     name = f"ddbsync_template_{uuid.uuid4().hex[:8]}"
     admin(pg_server, f'CREATE DATABASE "{name}"')
-    command.upgrade(alembic_config(database_url(pg_server, name)), "head")
+    upgrade_head(database_url(pg_server, name))
     yield name
     admin(pg_server, f'DROP DATABASE IF EXISTS "{name}"')
 

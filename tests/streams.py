@@ -7,26 +7,16 @@ boto3's TypeSerializer and with binary as base64, as in Lambda's JSON event.
 
 from __future__ import annotations
 
-import base64
 import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
 
+from ddbsync.local.stream_runner import lambda_json
+
 REGION, ACCOUNT = "us-east-1", "123456789012"
 _serializer = TypeSerializer()
-
-
-def lambda_json(value: Any) -> Any:
-    """boto3's typed form with bytes as base64 text, as Lambda's JSON has it."""
-    if isinstance(value, (bytes, bytearray)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, dict):
-        return {k: lambda_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [lambda_json(v) for v in value]
-    return value
 
 
 def typed(item: dict[str, Any]) -> dict[str, Any]:

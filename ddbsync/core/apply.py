@@ -50,9 +50,7 @@ def apply_statement(table: TableMapping) -> str:
         inputs.append(("_extras", "text"))
     record_type = ", ".join(f"{name} {sql_type}" for name, sql_type in inputs)
 
-    key_match = " AND ".join(
-        f"t.{quote_ident(table.attributes[i].column)} = b.c{i}" for i in table.key_positions
-    )
+    key_match = " AND ".join(f"t.{quote_ident(table.attributes[i].column)} = b.c{i}" for i in table.key_positions)
     key_columns = ", ".join(quote_ident(table.attributes[i].column) for i in table.key_positions)
     columns = [quote_ident(a.column) for a in table.attributes]
     values = [a.type.expression.format(f"b.c{i}") for i, a in enumerate(table.attributes)]

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import suppress
 from collections import defaultdict
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -101,9 +101,13 @@ class Replicator:
             return result
         decoded = [decode_record(record, i, self.mappings) for i, record in enumerate(records)]
         changes = [d for d in decoded if isinstance(d, Change)]
-        rejects = [RejectedRecord(records[d.position], d.reason, d.table_name) for d in decoded if isinstance(d, Reject)]
+        rejects = [
+            RejectedRecord(records[d.position], d.reason, d.table_name) for d in decoded if isinstance(d, Reject)
+        ]
         try:
-            result.counts, late_rejects = self._write(self.connection(), last_change_per_item(changes), rejects, records)
+            result.counts, late_rejects = self._write(
+                self.connection(), last_change_per_item(changes), rejects, records
+            )
             rejects += late_rejects
         except RETRYABLE_ERRORS as error:
             self._discard()

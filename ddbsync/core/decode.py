@@ -109,7 +109,9 @@ def decode_record(record: dict[str, Any], position: int, mappings: Mappings) -> 
         return Reject(position, reason, table_name)
 
 
-def decode_image(table: TableMapping, image: dict[str, Any], keys_only: bool = False) -> tuple[tuple[Any, ...], str | None]:
+def decode_image(
+    table: TableMapping, image: dict[str, Any], keys_only: bool = False
+) -> tuple[tuple[Any, ...], str | None]:
     """A DynamoDB item image as the mapped row's values plus its unmapped attributes."""
     if not isinstance(image, dict):
         raise ConversionError("item image is not a map")

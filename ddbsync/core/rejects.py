@@ -26,6 +26,11 @@ def _record_json(record: dict[str, Any]) -> str:
     return json.dumps(record, default=lambda value: value.hex() if isinstance(value, bytes) else str(value))
 
 
+def _sequence_number(record: dict[str, Any]) -> str | None:
+    dynamodb = record.get("dynamodb")
+    return dynamodb.get("SequenceNumber") if isinstance(dynamodb, dict) else None
+
+
 def write_rejects(cursor: Any, rejects: Sequence[RejectedRecord]) -> None:
     """Insert rejects in one statement, inside the caller's transaction."""
     if not rejects:
@@ -34,7 +39,7 @@ def write_rejects(cursor: Any, rejects: Sequence[RejectedRecord]) -> None:
         (
             r.table_name,
             r.record.get("eventName"),
-            (r.record.get("dynamodb") or {}).get("SequenceNumber") if isinstance(r.record.get("dynamodb"), dict) else None,
+            _sequence_number(r.record),
             r.reason,
             _record_json(r.record),
         )
@@ -42,6 +47,7 @@ def write_rejects(cursor: Any, rejects: Sequence[RejectedRecord]) -> None:
     ]
     execute_values(
         cursor,
-        f"INSERT INTO {quote_ident(REJECTS_TABLE)} (dynamodb_table, event_name, sequence_number, reason, record) VALUES %s",
+        f"INSERT INTO {quote_ident(REJECTS_TABLE)} "
+        "(dynamodb_table, event_name, sequence_number, reason, record) VALUES %s",
         rows,
     )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-import sys
 import statistics
+import sys
 import threading
 import time
 from typing import Any, Callable, TextIO
@@ -23,14 +23,22 @@ NAMES = ["Akua", "Bo", "Chen", "Dara", "Émile", "Farah", "Gus", "Hana", "Ines",
 def seed_walk_through(dynamodb: Any) -> list[tuple[str, Callable[[], Any]]]:
     """Seed 002's three AWS CLI steps, as the same DynamoDB requests."""
     return [
-        ("put-item Id=2001 (empName Akua, empDepartment AnyDept)", lambda: dynamodb.put_item(
-            TableName="Employees",
-            Item={"Id": {"N": "2001"}, "empDepartment": {"S": "AnyDept"}, "empName": {"S": "Akua"}},
-        )),
-        ("update-item Id=2001 SET empDepartment = ExDept", lambda: dynamodb.update_item(
-            TableName="Employees", Key={"Id": {"N": "2001"}}, UpdateExpression="SET empDepartment = :newval",
-            ExpressionAttributeValues={":newval": {"S": "ExDept"}},
-        )),
+        (
+            "put-item Id=2001 (empName Akua, empDepartment AnyDept)",
+            lambda: dynamodb.put_item(
+                TableName="Employees",
+                Item={"Id": {"N": "2001"}, "empDepartment": {"S": "AnyDept"}, "empName": {"S": "Akua"}},
+            ),
+        ),
+        (
+            "update-item Id=2001 SET empDepartment = ExDept",
+            lambda: dynamodb.update_item(
+                TableName="Employees",
+                Key={"Id": {"N": "2001"}},
+                UpdateExpression="SET empDepartment = :newval",
+                ExpressionAttributeValues={":newval": {"S": "ExDept"}},
+            ),
+        ),
         ("delete-item Id=2001", lambda: dynamodb.delete_item(TableName="Employees", Key={"Id": {"N": "2001"}})),
     ]
 
@@ -59,7 +67,9 @@ def apply_change(dynamodb: Any, kind: str, item: dict[str, Any], rng: random.Ran
         dynamodb.put_item(TableName="Employees", Item=item)
     elif kind == "update":
         dynamodb.update_item(
-            TableName="Employees", Key=item, UpdateExpression="SET empDepartment = :d",
+            TableName="Employees",
+            Key=item,
+            UpdateExpression="SET empDepartment = :d",
             ExpressionAttributeValues={":d": {"S": rng.choice(DEPARTMENTS)}},
         )
     else:
@@ -140,10 +150,16 @@ def _run(changes: int, rate: float, out: TextIO) -> int:
     return 0
 
 
-def _generated(stack: LocalStack, runners: list[StreamRunner], dynamodb: Any, count: int, rate: float, out: TextIO) -> None:
+def _generated(
+    stack: LocalStack, runners: list[StreamRunner], dynamodb: Any, count: int, rate: float, out: TextIO
+) -> None:
     rng = random.Random(2001)
     plan = generated_changes(count, rng)
-    print(f"\n{count} generated changes at up to {rate:.0f}/s while the stream runner replicates them ...", file=out, flush=True)
+    print(
+        f"\n{count} generated changes at up to {rate:.0f}/s while the stream runner replicates them ...",
+        file=out,
+        flush=True,
+    )
     errors: list[BaseException] = []
 
     def write() -> None:

@@ -89,10 +89,21 @@ class PostgresServer:
             options.append("-c ssl=on")
         options += [f"-c {name}={value}" for name, value in self.settings.items()]
         try:
-            self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-t", "60", "-l", str(self.data_dir / "server.log"),
-                      "-o", " ".join(options), "start")
+            self._run(
+                "pg_ctl",
+                "-D",
+                str(self.data_dir),
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(self.data_dir / "server.log"),
+                "-o",
+                " ".join(options),
+                "start",
+            )
         except subprocess.CalledProcessError as error:
-            log = (self.data_dir / "server.log")
+            log = self.data_dir / "server.log"
             detail = log.read_text(errors="replace")[-2000:] if log.exists() else error.stderr.decode(errors="replace")
             raise RuntimeError(f"PostgreSQL did not start on port {self.port}:\n{detail}") from None
         return self
@@ -103,8 +114,22 @@ class PostgresServer:
             return
         key = self.data_dir / "server.key"
         self._run(
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(self.certificate),
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(self.certificate),
         )
         key.chmod(0o600)
 

@@ -21,16 +21,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import boto3
-from alembic import command
-from alembic.config import Config
 
 from ddbsync.local.postgres import PostgresServer, free_port
 from ddbsync.local.stream_runner import BatchReport, RunnerSettings, StreamRunner
-from schema.database import sqlalchemy_url
 from schema.dynamodb import table_definition
+from schema.migrations import upgrade_head
 from schema.model import Mappings, load_mappings
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 HANDLER = "handlers.stream.handler"  # the same handler string the Pulumi program gives Lambda
 FAILURE_QUEUE = "ddbsync-local-on-failure"
 REGION = "us-east-1"
@@ -54,13 +51,6 @@ def load_handler(name: str = HANDLER) -> Any:
     return getattr(importlib.import_module(module), function)
 
 
-def migrate(database_url: str) -> None:
-    """`alembic upgrade head` against the local database."""
-    config = Config(str(ROOT / "alembic.ini"), attributes={"configure_logger": False})
-    config.set_main_option("sqlalchemy.url", sqlalchemy_url(database_url).replace("%", "%%"))
-    command.upgrade(config, "head")
-
-
 @dataclass
 class MotoServer:
     """moto's HTTP server in its own process, so any AWS client on the machine can reach it."""
@@ -76,7 +66,9 @@ class MotoServer:
         with open(log, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -126,7 +118,7 @@ class LocalStack:
             self.moto.start(log_dir / "moto.log")
             os.environ.update(aws_environment(self.endpoint))
             os.environ["DATABASE_URL"] = self.database_url
-            migrate(self.database_url)
+            upgrade_head(self.database_url)
             self._create_tables()
         except BaseException:
             self.stop()
@@ -202,5 +194,10 @@ def drain(runners: list[StreamRunner], timeout: float = 60.0) -> None:
 
 
 __all__ = [
-    "BatchReport", "LocalStack", "aws_environment", "drain", "handler_metrics_discarded", "load_handler", "migrate",
+    "BatchReport",
+    "LocalStack",
+    "aws_environment",
+    "drain",
+    "handler_metrics_discarded",
+    "load_handler",
 ]

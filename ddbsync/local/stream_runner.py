@@ -54,20 +54,20 @@ class _Shard:
     closed: bool = False  # no more records will ever come (iterator ran out)
 
 
-def _lambda_value(value: Any) -> Any:
+def lambda_json(value: Any) -> Any:
     """boto3's typed values with binary as base64 text, as Lambda's JSON carries it."""
     if isinstance(value, (bytes, bytearray)):
         return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, dict):
-        return {k: _lambda_value(v) for k, v in value.items()}
+        return {k: lambda_json(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_lambda_value(v) for v in value]
+        return [lambda_json(v) for v in value]
     return value
 
 
 def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     """A record from get_records in the shape Lambda delivers (epoch times, base64, eventSourceARN)."""
-    dynamodb = {k: _lambda_value(v) for k, v in record["dynamodb"].items() if k != "ApproximateCreationDateTime"}
+    dynamodb = {k: lambda_json(v) for k, v in record["dynamodb"].items() if k != "ApproximateCreationDateTime"}
     created = record["dynamodb"].get("ApproximateCreationDateTime")
     if isinstance(created, datetime):
         dynamodb["ApproximateCreationDateTime"] = created.timestamp()
@@ -137,7 +137,10 @@ class StreamRunner:
         delivered = 0
         while shard.buffer:
             full = len(shard.buffer) >= self.settings.batch_size
-            waited = shard.buffered_since is not None and now - shard.buffered_since >= self.settings.maximum_batching_window_in_seconds
+            waited = (
+                shard.buffered_since is not None
+                and now - shard.buffered_since >= self.settings.maximum_batching_window_in_seconds
+            )
             if not (full or waited or shard.closed):
                 break
             batch = shard.buffer[: self.settings.batch_size]

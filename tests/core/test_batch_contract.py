@@ -19,7 +19,9 @@ def employees(sql):
 
 def rejects(sql):
     with sql.cursor() as cursor:
-        cursor.execute("SELECT dynamodb_table, event_name, sequence_number, reason, record FROM ddbsync_rejects ORDER BY id")
+        cursor.execute(
+            "SELECT dynamodb_table, event_name, sequence_number, reason, record FROM ddbsync_rejects ORDER BY id"
+        )
         return cursor.fetchall()
 
 
@@ -101,11 +103,18 @@ def test_reject_policy_rejects_records_with_unmapped_attributes(replicator, sql,
     from ddbsync.core.connection import connect
     from schema.model import Mappings, parse_mapping
 
-    strict = parse_mapping({
-        "dynamodb_table": "Employees", "sql_table": "employees", "partition_key": "Id",
-        "unknown_attributes": "reject",
-        "attributes": {"Id": {"type": "N", "column": "id", "sql": "bigint"}, "empName": {"type": "S", "column": "name"}},
-    })
+    strict = parse_mapping(
+        {
+            "dynamodb_table": "Employees",
+            "sql_table": "employees",
+            "partition_key": "Id",
+            "unknown_attributes": "reject",
+            "attributes": {
+                "Id": {"type": "N", "column": "id", "sql": "bigint"},
+                "empName": {"type": "S", "column": "name"},
+            },
+        }
+    )
     strict_replicator = Replicator(Mappings((strict,)), lambda: connect(database))
     table = ModelTable("Employees", ("Id",))
     result = strict_replicator.process([table.put({"Id": 1, "empName": "a", "salary": 10, "badge": 3})])
@@ -118,11 +127,13 @@ def test_reject_policy_rejects_records_with_unmapped_attributes(replicator, sql,
 def test_a_value_the_database_refuses_is_isolated_and_rejected(replicator, sql, table):
     with sql.cursor() as cursor:
         cursor.execute("ALTER TABLE employees ADD CONSTRAINT no_x CHECK (department <> 'X')")
-    result = replicator.process([
-        table.put({"Id": 1, "empDepartment": "A"}),
-        table.put({"Id": 2, "empDepartment": "X"}),
-        table.put({"Id": 3, "empDepartment": "B"}),
-    ])
+    result = replicator.process(
+        [
+            table.put({"Id": 1, "empDepartment": "A"}),
+            table.put({"Id": 2, "empDepartment": "X"}),
+            table.put({"Id": 3, "empDepartment": "B"}),
+        ]
+    )
     assert result.response() == {"batchItemFailures": []}
     assert employees(sql) == [(1, None, "A"), (3, None, "B")]
     ((_, _, _, reason, record),) = rejects(sql)

@@ -20,9 +20,19 @@ NAMES = st.sampled_from(["Akua", "Bo", "Chen", "Dara", "Émile", ""])
 DEPARTMENTS = st.sampled_from(["AnyDept", "ExDept", "Ops", None])
 
 put = st.builds(
-    lambda i, name, dept, level: ("put", {"Id": i, "empName": name, **({"empDepartment": dept} if dept else {}),
-                                          **({"level": level} if level is not None else {})}),
-    KEYS, NAMES, DEPARTMENTS, st.one_of(st.none(), st.integers(-5, 5)),
+    lambda i, name, dept, level: (
+        "put",
+        {
+            "Id": i,
+            "empName": name,
+            **({"empDepartment": dept} if dept else {}),
+            **({"level": level} if level is not None else {}),
+        },
+    ),
+    KEYS,
+    NAMES,
+    DEPARTMENTS,
+    st.one_of(st.none(), st.integers(-5, 5)),
 )
 update = st.builds(lambda i, dept: ("update", {"Id": i}, {"empDepartment": dept}), KEYS, DEPARTMENTS)
 delete = st.builds(lambda i: ("delete", {"Id": i}), KEYS)

@@ -48,7 +48,11 @@ def test_strings_empty_and_unicode_survive(replicator, sql):
 
 
 def test_sets_become_sorted_arrays(replicator, sql):
-    put(replicator, tags={"SS": ["b", "a", "ü"]}, sizes={"NS": ["10", "2.50", "-1", "12345678901234567890123456789012345678"]})
+    put(
+        replicator,
+        tags={"SS": ["b", "a", "ü"]},
+        sizes={"NS": ["10", "2.50", "-1", "12345678901234567890123456789012345678"]},
+    )
     assert row(sql, "tags, _ddb_extras->>'sizes'") == (
         ["a", "b", "ü"],
         "[-1, 2.50, 10, 12345678901234567890123456789012345678]",
@@ -78,15 +82,20 @@ def test_nested_maps_and_lists_keep_exact_numbers_and_binary(replicator, sql):
 
 
 def test_binary_and_binary_sets_in_their_own_columns(replicator, sql, database):
-    from schema.model import Mappings, parse_mapping
-    from ddbsync.core import Replicator
-    from ddbsync.core.connection import connect
     import psycopg2
 
-    mapping = parse_mapping({
-        "dynamodb_table": "Blobs", "sql_table": "blobs", "partition_key": "k",
-        "attributes": {"k": "B", "data": "B", "parts": "BS", "counts": "NS", "ok": "BOOL"},
-    })
+    from ddbsync.core import Replicator
+    from ddbsync.core.connection import connect
+    from schema.model import Mappings, parse_mapping
+
+    mapping = parse_mapping(
+        {
+            "dynamodb_table": "Blobs",
+            "sql_table": "blobs",
+            "partition_key": "k",
+            "attributes": {"k": "B", "data": "B", "parts": "BS", "counts": "NS", "ok": "BOOL"},
+        }
+    )
     with psycopg2.connect(database) as connection, connection.cursor() as cursor:
         cursor.execute(
             "CREATE TABLE blobs (k bytea PRIMARY KEY, data bytea, parts bytea[], counts numeric[], ok boolean,"

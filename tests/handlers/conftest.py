@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from alembic import command
 from moto import mock_aws
 
 from ddbsync.local.postgres import FAST_SETTINGS, PostgresServer
-from tests.conftest import admin, alembic_config, database_url
+from schema.migrations import upgrade_head
+from tests.conftest import admin, database_url
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def tls_server():
     server = PostgresServer(settings=FAST_SETTINGS, tls=True).start()
     name = "replica"
     admin(server.url, f"CREATE DATABASE {name}")
-    command.upgrade(alembic_config(database_url(server.url, name)), "head")
+    upgrade_head(database_url(server.url, name))
     yield server, name
     server.stop()
 

@@ -15,9 +15,13 @@ def test_migrate_handler_upgrades_to_head_with_the_owner_secret(monkeypatch, aws
     server, _ = tls_server
     admin(server.url, "CREATE DATABASE fresh")
     secret = aws.create_secret(Name="rds!cluster", SecretString=json.dumps({"username": "postgres", "password": "x"}))
-    for name, value in {"DDBSYNC_DB_SECRET_ARN": secret["ARN"], "DDBSYNC_DB_HOST": "127.0.0.1",
-                        "DDBSYNC_DB_PORT": str(server.port), "DDBSYNC_DB_NAME": "fresh",
-                        "DDBSYNC_DB_SSLROOTCERT": str(server.certificate)}.items():
+    for name, value in {
+        "DDBSYNC_DB_SECRET_ARN": secret["ARN"],
+        "DDBSYNC_DB_HOST": "127.0.0.1",
+        "DDBSYNC_DB_PORT": str(server.port),
+        "DDBSYNC_DB_NAME": "fresh",
+        "DDBSYNC_DB_SSLROOTCERT": str(server.certificate),
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     sys.modules.pop("handlers.migrate", None)

@@ -64,7 +64,8 @@ def test_keys_only_stream_fails_at_startup(monkeypatch, database):
 
 def test_broken_mapping_fails_at_startup_naming_the_attribute(monkeypatch, tmp_path, database):
     (tmp_path / "orders.toml").write_text(
-        'dynamodb_table = "Orders"\npartition_key = "pk"\n[attributes]\npk = "S"\ntotal = { type = "N", sql = "text" }\n'
+        'dynamodb_table = "Orders"\npartition_key = "pk"\n[attributes]\n'
+        'pk = "S"\ntotal = { type = "N", sql = "text" }\n'
     )
     with pytest.raises(MappingError, match=r"mapping Orders\.total: a N attribute cannot be stored as text"):
         load_handler(monkeypatch, DATABASE_URL=database, DDBSYNC_MAPPINGS=str(tmp_path))
@@ -74,8 +75,9 @@ def test_credentials_come_from_secrets_manager_over_verified_tls(monkeypatch, aw
     server, name = tls_server
     secret = aws.create_secret(
         Name="ddbsync/replicator",
-        SecretString=json.dumps({"username": "postgres", "password": "unused", "host": "127.0.0.1",
-                                 "port": server.port, "dbname": name}),
+        SecretString=json.dumps(
+            {"username": "postgres", "password": "unused", "host": "127.0.0.1", "port": server.port, "dbname": name}
+        ),
     )
     stream = load_handler(
         monkeypatch, DDBSYNC_DB_SECRET_ARN=secret["ARN"], DDBSYNC_DB_SSLROOTCERT=str(server.certificate)
@@ -98,8 +100,12 @@ def test_credentials_come_from_secrets_manager_over_verified_tls(monkeypatch, aw
 def test_iam_authentication_connects_as_the_replicator_role_over_tls(monkeypatch, aws, tls_server, employees_table):
     server, name = tls_server
     stream = load_handler(
-        monkeypatch, DDBSYNC_DB_IAM_USER="ddbsync_replicator", DDBSYNC_DB_HOST="127.0.0.1",
-        DDBSYNC_DB_PORT=str(server.port), DDBSYNC_DB_NAME=name, DDBSYNC_DB_SSLROOTCERT=str(server.certificate),
+        monkeypatch,
+        DDBSYNC_DB_IAM_USER="ddbsync_replicator",
+        DDBSYNC_DB_HOST="127.0.0.1",
+        DDBSYNC_DB_PORT=str(server.port),
+        DDBSYNC_DB_NAME=name,
+        DDBSYNC_DB_SSLROOTCERT=str(server.certificate),
     )
     response = stream.handler(event([employees_table.put({"Id": 7, "empName": "iam"})]), None)
     with stream.replicator.connection().cursor() as cursor:

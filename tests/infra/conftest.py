@@ -41,12 +41,19 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 arn=f"arn:aws:rds:{REGION}:{ACCOUNT}:cluster:{args.name}",
                 endpoint=f"{args.name}.cluster-abc.{REGION}.rds.amazonaws.com",
                 clusterResourceId="cluster-RESOURCEID",
-                masterUserSecrets=[{"secretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!cluster-x",
-                                    "secretStatus": "active", "kmsKeyId": "k"}],
+                masterUserSecrets=[
+                    {
+                        "secretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!cluster-x",
+                        "secretStatus": "active",
+                        "kmsKeyId": "k",
+                    }
+                ],
             )
         elif args.typ == "aws:rds/proxy:Proxy":
-            outputs.update(arn=f"arn:aws:rds:{REGION}:{ACCOUNT}:db-proxy:prx-0123",
-                           endpoint=f"{args.name}.proxy-abc.{REGION}.rds.amazonaws.com")
+            outputs.update(
+                arn=f"arn:aws:rds:{REGION}:{ACCOUNT}:db-proxy:prx-0123",
+                endpoint=f"{args.name}.proxy-abc.{REGION}.rds.amazonaws.com",
+            )
         elif args.typ == "aws:sqs/queue:Queue":
             outputs.update(name=args.name, url=f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{args.name}")
         elif args.typ == "aws:kms/key:Key":
@@ -100,8 +107,12 @@ def run_program(config: dict[str, Any] | None = None, stack: str = "dev") -> Dep
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="ddbsync", stack=stack, preview=False)
     values = {"aws:region": REGION}
-    values.update({f"ddbsync:{key}": value if isinstance(value, str) else json.dumps(value)
-                   for key, value in (config or {}).items()})
+    values.update(
+        {
+            f"ddbsync:{key}": value if isinstance(value, str) else json.dumps(value)
+            for key, value in (config or {}).items()
+        }
+    )
     pulumi.runtime.set_all_config(values)
     exports: dict[str, Any] = {}
 

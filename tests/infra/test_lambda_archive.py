@@ -28,9 +28,17 @@ def host_archive(tmp_path_factory):
 
 def test_archive_holds_the_handlers_the_mappings_and_the_migrations(host_archive):
     names = set(zipfile.ZipFile(host_archive.path).namelist())
-    assert {"handlers/stream.py", "handlers/migrate.py", "alembic.ini", "schema/env.py",
-            "schema/mappings/employees.toml", "schema/mappings/dynamotest.toml"} <= names
-    assert any(n.startswith("schema/versions/") and n.endswith("_initial_tables_for_the_shipped_mappings.py") for n in names)
+    assert {
+        "handlers/stream.py",
+        "handlers/migrate.py",
+        "alembic.ini",
+        "schema/env.py",
+        "schema/mappings/employees.toml",
+        "schema/mappings/dynamotest.toml",
+    } <= names
+    assert any(
+        n.startswith("schema/versions/") and n.endswith("_initial_tables_for_the_shipped_mappings.py") for n in names
+    )
     assert any(n.startswith("psycopg2/") for n in names) and any(n.startswith("aws_lambda_powertools/") for n in names)
     assert not any(n.startswith(("boto3/", "botocore/", "tests/", "infra/", "ddbsync/local/")) for n in names)
     assert not any("__pycache__" in n for n in names)
@@ -60,12 +68,22 @@ def lambda_runtime_path(tmp_path) -> str:
 def test_handlers_import_from_the_unpacked_archive_alone(host_archive, tmp_path):
     task = tmp_path / "task"
     zipfile.ZipFile(host_archive.path).extractall(task)
-    probe = "import handlers.stream, handlers.migrate; print(handlers.stream.MAPPINGS.for_dynamodb_table('Employees').sql_table)"
+    probe = (
+        "import handlers.stream, handlers.migrate; "
+        "print(handlers.stream.MAPPINGS.for_dynamodb_table('Employees').sql_table)"
+    )
     # -S: no site-packages and no .pth hooks; only the archive and the runtime's own modules.
     result = subprocess.run(
-        [sys.executable, "-S", "-c", probe], capture_output=True, text=True, timeout=120,
-        env={"PYTHONPATH": f"{task}:{lambda_runtime_path(tmp_path)}", "DATABASE_URL": "postgresql://unused",
-             "AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
+        [sys.executable, "-S", "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            "PYTHONPATH": f"{task}:{lambda_runtime_path(tmp_path)}",
+            "DATABASE_URL": "postgresql://unused",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "PATH": "/usr/bin:/bin",
+        },
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "employees"

@@ -14,7 +14,12 @@ from tests.infra.conftest import ACCOUNT, REGION, run_program
 
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234"
 # Actions AWS offers no resource-level permissions for; each use carries a comment in infra/.
-UNSCOPABLE = {"dynamodb:ListStreams", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"}
+UNSCOPABLE = {
+    "dynamodb:ListStreams",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+}
 
 
 def test_one_table_per_mapping_with_the_mappings_key(dev):
@@ -81,10 +86,13 @@ def test_replicator_reads_only_its_streams_and_connects_only_as_its_user(dev):
     assert statements["ConnectAsReplicator"]["Resource"] == [
         f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:cluster-RESOURCEID/ddbsync_replicator"
     ]
-    assert not any(a.startswith("secretsmanager:") for s in statements.values() for a in s["Action"]), \
+    assert not any(a.startswith("secretsmanager:") for s in statements.values() for a in s["Action"]), (
         "the replicator authenticates with IAM and reads no secret"
+    )
     assert statements["StackKey"]["Resource"] == [KEY_ARN]
-    assert statements["Logs"]["Resource"] == [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/ddbsync-dev-replicator:*"]
+    assert statements["Logs"]["Resource"] == [
+        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/ddbsync-dev-replicator:*"
+    ]
 
 
 def test_migration_runner_reads_only_the_owner_secret(dev):
@@ -194,13 +202,25 @@ def test_migration_fingerprint_follows_the_mappings(tmp_path):
 
 
 def test_config_chooses_tables_architecture_and_capacity():
-    deployment = run_program({
-        "tables": ["Employees"], "architecture": "x86_64", "minCapacity": 1, "maxCapacity": 8,
-        "batchSize": 500, "maximumRetryAttempts": 2, "parallelizationFactor": 4,
-    }, stack="custom")
+    deployment = run_program(
+        {
+            "tables": ["Employees"],
+            "architecture": "x86_64",
+            "minCapacity": 1,
+            "maxCapacity": 8,
+            "batchSize": 500,
+            "maximumRetryAttempts": 2,
+            "parallelizationFactor": 4,
+        },
+        stack="custom",
+    )
     assert [t.inputs["name"] for t in deployment.of_type("aws:dynamodb/table:Table")] == ["Employees"]
     (mapping,) = deployment.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
-    assert (mapping.inputs["batchSize"], mapping.inputs["maximumRetryAttempts"], mapping.inputs["parallelizationFactor"]) == (500, 2, 4)
+    assert (
+        mapping.inputs["batchSize"],
+        mapping.inputs["maximumRetryAttempts"],
+        mapping.inputs["parallelizationFactor"],
+    ) == (500, 2, 4)
     assert deployment.one("aws:lambda/function:Function", "replicator").inputs["architectures"] == ["x86_64"]
     scaling = deployment.one("aws:rds/cluster:Cluster").inputs["serverlessv2ScalingConfiguration"]
     assert scaling == {"minCapacity": 1, "maxCapacity": 8}
@@ -209,32 +229,43 @@ def test_config_chooses_tables_architecture_and_capacity():
 def test_existing_tables_are_adopted_not_created():
     deployment = run_program({"adoptTables": ["Employees"]}, stack="adopt")
     assert [t.inputs["name"] for t in deployment.of_type("aws:dynamodb/table:Table")] == ["dynamotest"]
-    sources = [m.inputs["eventSourceArn"] for m in deployment.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")]
+    sources = [
+        m.inputs["eventSourceArn"] for m in deployment.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
+    ]
     assert f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/Employees/stream/2025-01-01T00:00:00.000" in sources
 
 
 def test_an_existing_vpc_and_cluster_can_be_used():
-    deployment = run_program({
-        "existingVpcId": "vpc-1", "existingSubnetIds": ["subnet-a", "subnet-b"],
-        "existingClusterEndpoint": "reporting.cluster-x.eu-west-1.rds.amazonaws.com",
-        "existingSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:owner",
-    }, stack="existing")
+    deployment = run_program(
+        {
+            "existingVpcId": "vpc-1",
+            "existingSubnetIds": ["subnet-a", "subnet-b"],
+            "existingClusterEndpoint": "reporting.cluster-x.eu-west-1.rds.amazonaws.com",
+            "existingSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:owner",
+        },
+        stack="existing",
+    )
     assert deployment.of_type("aws:ec2/vpc:Vpc") == [] and deployment.of_type("aws:rds/cluster:Cluster") == []
     replicator = deployment.one("aws:lambda/function:Function", "replicator").inputs
     assert replicator["vpcConfig"]["subnetIds"] == ["subnet-a", "subnet-b"]
-    assert replicator["environment"]["variables"]["DDBSYNC_DB_HOST"] == "reporting.cluster-x.eu-west-1.rds.amazonaws.com"
+    assert (
+        replicator["environment"]["variables"]["DDBSYNC_DB_HOST"] == "reporting.cluster-x.eu-west-1.rds.amazonaws.com"
+    )
 
 
-@pytest.mark.parametrize("config, message", [
-    ({"batchSize": 0}, "ddbsync:batchSize = 0: allowed values are 1 to 10000"),
-    ({"architecture": "sparc"}, "ddbsync:architecture = 'sparc': allowed values are arm64, x86_64"),
-    ({"environment": "qa"}, "ddbsync:environment = 'qa': allowed values are dev, staging, prod"),
-    ({"deletionProtection": "yes"}, "ddbsync:deletionProtection = 'yes': allowed values are true, false"),
-    ({"logRetentionDays": 10}, "ddbsync:logRetentionDays = 10: allowed values are 1, 3, 5, 7, 14"),
-    ({"minCapacity": 8, "maxCapacity": 2}, "ddbsync:minCapacity (8.0) must not exceed ddbsync:maxCapacity (2.0)"),
-    ({"existingVpcId": "vpc-1"}, "ddbsync:existingVpcId and ddbsync:existingSubnetIds go together"),
-    ({"batchSzie": 10}, "ddbsync:batchSzie is not an option"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"batchSize": 0}, "ddbsync:batchSize = 0: allowed values are 1 to 10000"),
+        ({"architecture": "sparc"}, "ddbsync:architecture = 'sparc': allowed values are arm64, x86_64"),
+        ({"environment": "qa"}, "ddbsync:environment = 'qa': allowed values are dev, staging, prod"),
+        ({"deletionProtection": "yes"}, "ddbsync:deletionProtection = 'yes': allowed values are true, false"),
+        ({"logRetentionDays": 10}, "ddbsync:logRetentionDays = 10: allowed values are 1, 3, 5, 7, 14"),
+        ({"minCapacity": 8, "maxCapacity": 2}, "ddbsync:minCapacity (8.0) must not exceed ddbsync:maxCapacity (2.0)"),
+        ({"existingVpcId": "vpc-1"}, "ddbsync:existingVpcId and ddbsync:existingSubnetIds go together"),
+        ({"batchSzie": 10}, "ddbsync:batchSzie is not an option"),
+    ],
+)
 def test_bad_config_names_the_key_and_the_allowed_values(config, message):
     with pytest.raises(SettingsError) as error:
         parse_settings(config)

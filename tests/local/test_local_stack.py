@@ -19,11 +19,24 @@ from ddbsync.local.stack import aws_environment
 from tests.conftest import ROOT
 
 SEED_STEPS = [
-    ["put-item", "--table-name", "Employees", "--item",
-     '{"Id": {"N": "2001"},"empDepartment": {"S": "AnyDept"},"empName": {"S": "Akua"}}'],
-    ["update-item", "--table-name", "Employees", "--key", '{"Id": {"N": "2001"}}',
-     "--update-expression", "SET  empDepartment = :newval",
-     "--expression-attribute-values", '{":newval": {"S": "ExDept"}}'],
+    [
+        "put-item",
+        "--table-name",
+        "Employees",
+        "--item",
+        '{"Id": {"N": "2001"},"empDepartment": {"S": "AnyDept"},"empName": {"S": "Akua"}}',
+    ],
+    [
+        "update-item",
+        "--table-name",
+        "Employees",
+        "--key",
+        '{"Id": {"N": "2001"}}',
+        "--update-expression",
+        "SET  empDepartment = :newval",
+        "--expression-attribute-values",
+        '{":newval": {"S": "ExDept"}}',
+    ],
     ["delete-item", "--table-name", "Employees", "--key", '{"Id": {"N": "2001"}}'],
 ]
 EXPECTED = [[(2001, "Akua", "AnyDept")], [(2001, "Akua", "ExDept")], []]
@@ -37,7 +50,11 @@ def run_aws_step(step: list[str], env: dict[str, str]) -> None:
     client = boto3.client("dynamodb", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_DEFAULT_REGION"])
     args = dict(zip(step[1::2], step[2::2]))
     request = {"TableName": args["--table-name"]}
-    for flag, name in (("--item", "Item"), ("--key", "Key"), ("--expression-attribute-values", "ExpressionAttributeValues")):
+    for flag, name in (
+        ("--item", "Item"),
+        ("--key", "Key"),
+        ("--expression-attribute-values", "ExpressionAttributeValues"),
+    ):
         if flag in args:
             request[name] = json.loads(args[flag])
     if "--update-expression" in args:
@@ -71,7 +88,11 @@ def local_up(tmp_path):
     env.pop("DATABASE_URL", None)
     log = open(tmp_path / "local-up.log", "w")  # a file, not a pipe: the handler logs every batch
     process = subprocess.Popen(
-        [sys.executable, "-m", "ddbsync.cli", "local", "up"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "ddbsync.cli", "local", "up"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     state = tmp_path / "state" / "local.json"
     deadline = time.monotonic() + 60
@@ -94,12 +115,20 @@ def test_seed_002_with_the_aws_cli_against_local_up_then_down(local_up):
         run_aws_step(step, aws_env)
         assert wait_for_rows(endpoints["database_url"], expected) == expected, step[0]
         if shutil.which("psql") and expected:
-            shown = subprocess.run(["psql", endpoints["database_url"], "-c", "SELECT * FROM employees"],
-                                   capture_output=True, text=True, timeout=30)
+            shown = subprocess.run(
+                ["psql", endpoints["database_url"], "-c", "SELECT * FROM employees"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
             assert expected[0][2] in shown.stdout, shown.stderr
 
     down = subprocess.run(
-        [sys.executable, "-m", "ddbsync.cli", "local", "down"], cwd=ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "ddbsync.cli", "local", "down"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert down.returncode == 0, down.stderr
@@ -112,14 +141,25 @@ def test_seed_002_with_the_aws_cli_against_local_up_then_down(local_up):
 
 def test_down_without_a_running_stack_says_so(tmp_path):
     env = {**os.environ, "DDBSYNC_STATE_DIR": str(tmp_path)}
-    down = subprocess.run([sys.executable, "-m", "ddbsync.cli", "local", "down"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    down = subprocess.run(
+        [sys.executable, "-m", "ddbsync.cli", "local", "down"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert down.returncode == 1 and "no local stack is running" in down.stderr
 
 
 def test_bad_arguments_print_usage_not_a_traceback():
-    result = subprocess.run([sys.executable, "-m", "ddbsync.cli", "demo", "--changes", "many"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "ddbsync.cli", "demo", "--changes", "many"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "usage: ddbsync demo" in result.stderr and "expected a positive whole number" in result.stderr
     assert "Traceback" not in result.stderr
@@ -127,8 +167,14 @@ def test_bad_arguments_print_usage_not_a_traceback():
 
 def test_demo_replicates_and_matches_dynamodb():
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    result = subprocess.run([sys.executable, "-m", "ddbsync.cli", "demo", "--changes", "300"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "ddbsync.cli", "demo", "--changes", "300"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2001 | Akua                 | ExDept" in result.stdout
     assert ": yes" in result.stdout.split("Summary:")[1]

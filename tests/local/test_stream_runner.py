@@ -105,7 +105,9 @@ def test_bounded_retries_then_the_on_failure_destination(employees_stream):
         put(dynamodb, key)
     failures = []
     handler = Recorder(raise_times=10)
-    runner = StreamRunner(streams, arn, handler, RunnerSettings(batch_size=10, maximum_retry_attempts=2), on_failure=failures.append)
+    runner = StreamRunner(
+        streams, arn, handler, RunnerSettings(batch_size=10, maximum_retry_attempts=2), on_failure=failures.append
+    )
     drain(runner)
     assert len(handler.calls) == 3, "the first call and two retries"
     (info,) = failures

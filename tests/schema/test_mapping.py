@@ -36,10 +36,20 @@ def test_composite_key_example_has_partition_and_sort_key():
 
 def test_defaults_are_snake_case_columns_and_exact_types():
     table = parse_mapping(
-        mapping(attributes={
-            "pk": "S", "orderTotal": "N", "blob": "B", "paid": "BOOL", "tags": "SS", "sizes": "NS",
-            "chunks": "BS", "items": "L", "address": "M", "nothing": "NULL",
-        })
+        mapping(
+            attributes={
+                "pk": "S",
+                "orderTotal": "N",
+                "blob": "B",
+                "paid": "BOOL",
+                "tags": "SS",
+                "sizes": "NS",
+                "chunks": "BS",
+                "items": "L",
+                "address": "M",
+                "nothing": "NULL",
+            }
+        )
     )
     assert {a.name: (a.column, a.sql_type) for a in table.attributes} == {
         "pk": ("pk", "text"),
@@ -59,7 +69,10 @@ def test_defaults_are_snake_case_columns_and_exact_types():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"attributes": {"pk": {"type": "S"}, "total": {"type": "X"}}}, "mapping Orders.total: unknown DynamoDB type 'X'"),
+        (
+            {"attributes": {"pk": {"type": "S"}, "total": {"type": "X"}}},
+            "mapping Orders.total: unknown DynamoDB type 'X'",
+        ),
         (
             {"attributes": {"pk": {"type": "S"}, "a": {"type": "S", "column": "c"}, "b": {"type": "N", "column": "c"}}},
             "mapping Orders.b: column 'c' is already used by a",
@@ -71,11 +84,23 @@ def test_defaults_are_snake_case_columns_and_exact_types():
             "mapping Orders.total: column '" + "x" * 64 + "' is 64 bytes; PostgreSQL names hold at most 63",
         ),
         ({"sql_table": "t" * 70}, "mapping Orders: sql_table"),
-        ({"attributes": {"pk": {"type": "S"}, "total": {"type": "N", "sql": "varchar(5)"}}}, "mapping Orders.total: a N attribute cannot be stored as varchar(5)"),
-        ({"attributes": {"pk": {"type": "S"}, "total": {"type": "N", "sql": "money"}}}, "mapping Orders.total: unsupported SQL type 'money'"),
+        (
+            {"attributes": {"pk": {"type": "S"}, "total": {"type": "N", "sql": "varchar(5)"}}},
+            "mapping Orders.total: a N attribute cannot be stored as varchar(5)",
+        ),
+        (
+            {"attributes": {"pk": {"type": "S"}, "total": {"type": "N", "sql": "money"}}},
+            "mapping Orders.total: unsupported SQL type 'money'",
+        ),
         ({"attributes": {"pk": {"type": "M"}}}, "mapping Orders.pk: a key attribute must be of type S, N, B, not M"),
-        ({"unknown_attributes": "keep"}, "mapping Orders: unknown_attributes = 'keep' (allowed: extras, reject, ignore)"),
-        ({"attributes": {"pk": {"type": "S"}, "t": {"type": "S", "column": "_ddb_version"}}}, "mapping Orders.t: column '_ddb_version' uses the prefix"),
+        (
+            {"unknown_attributes": "keep"},
+            "mapping Orders: unknown_attributes = 'keep' (allowed: extras, reject, ignore)",
+        ),
+        (
+            {"attributes": {"pk": {"type": "S"}, "t": {"type": "S", "column": "_ddb_version"}}},
+            "mapping Orders.t: column '_ddb_version' uses the prefix",
+        ),
         ({"attributes": {"pk": {"type": "S", "colum": "p"}}}, "mapping Orders.pk: unknown setting 'colum'"),
     ],
 )

@@ -32,7 +32,8 @@ def alembic(cwd: Path, url: str, *args: str, mappings: Path | None = None) -> su
 def columns(url: str, table: str) -> list[tuple[str, str]]:
     with psycopg2.connect(url) as connection, connection.cursor() as cursor:
         cursor.execute(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position",
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = %s ORDER BY ordinal_position",
             (table,),
         )
         return cursor.fetchall()
