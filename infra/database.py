@@ -147,6 +147,26 @@ class Database(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        # The proxy sits in the database's security group, which allows no one but the functions:
+        # let members of the group reach each other on the database port (proxy -> cluster).
+        self.proxy_ingress = aws.vpc.SecurityGroupIngressRule(
+            f"{name}-proxy-to-cluster-in",
+            security_group_id=args.security_group_id,
+            referenced_security_group_id=args.security_group_id,
+            ip_protocol="tcp",
+            from_port=POSTGRES_PORT,
+            to_port=POSTGRES_PORT,
+            opts=child,
+        )
+        self.proxy_egress = aws.vpc.SecurityGroupEgressRule(
+            f"{name}-proxy-to-cluster-out",
+            security_group_id=args.security_group_id,
+            referenced_security_group_id=args.security_group_id,
+            ip_protocol="tcp",
+            from_port=POSTGRES_PORT,
+            to_port=POSTGRES_PORT,
+            opts=child,
+        )
         self.proxy_target_group = aws.rds.ProxyDefaultTargetGroup(
             f"{name}-proxy-targets",
             db_proxy_name=self.proxy.name,

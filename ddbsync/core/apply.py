@@ -4,7 +4,9 @@ The batch travels as one JSON document that the server turns into rows (`json_to
 a batch of any size costs one round trip and one parameter per table. Within that one statement:
 - deletes remove the row only if their version is newer, and leave a tombstone with their version;
 - upserts write only if newer than both the stored row and any tombstone of the same item,
-so an older change never overwrites a newer one, also across a delete.
+so an older change never overwrites a newer one, also across a delete. The tombstone check is a
+scalar subquery on purpose: PostgreSQL runs it as one primary-key lookup per row, where NOT EXISTS
+may become a join that scans every tombstone for every row once a cached plan misjudges the table.
 """
 
 from __future__ import annotations
@@ -79,10 +81,9 @@ WITH b AS (
 ), up AS (
     INSERT INTO {t} AS t ({", ".join(columns)})
     SELECT {", ".join(values)} FROM b
-    WHERE NOT b._deleted AND NOT EXISTS (
-        SELECT 1 FROM {tombstones} AS x
-        WHERE x.table_name = {name} AND x.item_key = b._key AND x.version >= b._version
-    )
+    WHERE NOT b._deleted AND b._version > coalesce((
+        SELECT x.version FROM {tombstones} AS x WHERE x.table_name = {name} AND x.item_key = b._key
+    ), -1)
     ON CONFLICT ({key_columns}) DO UPDATE SET {updates}
     WHERE t.{version} < EXCLUDED.{version}
     RETURNING 1

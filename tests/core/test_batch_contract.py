@@ -189,3 +189,30 @@ def test_new_image_view_is_enough(replicator, sql):
     table = ModelTable("Employees", ("Id",), view_type="NEW_IMAGE")
     replicator.process([table.put({"Id": 1, "empName": "a"}), table.put({"Id": 2}), table.delete({"Id": 2})])
     assert employees(sql) == [(1, "a", None)]
+
+
+def test_ignore_policy_drops_unmapped_attributes_and_keeps_the_row(sql, database):
+    from ddbsync.core import Replicator
+    from ddbsync.core.connection import connect
+    from schema.model import Mappings, parse_mapping
+
+    ignoring = parse_mapping(
+        {
+            "dynamodb_table": "Employees",
+            "sql_table": "employees",
+            "partition_key": "Id",
+            "unknown_attributes": "ignore",
+            "attributes": {
+                "Id": {"type": "N", "column": "id", "sql": "bigint"},
+                "empName": {"type": "S", "column": "name"},
+            },
+        }
+    )
+    replicator = Replicator(Mappings((ignoring,)), lambda: connect(database))
+    table = ModelTable("Employees", ("Id",))
+    result = replicator.process([table.put({"Id": 1, "empName": "a", "salary": 10})])
+    replicator.close()
+    assert result.rejected == 0
+    with sql.cursor() as cursor:
+        cursor.execute("SELECT id, name, _ddb_extras FROM employees")
+        assert cursor.fetchall() == [(1, "a", None)]

@@ -160,6 +160,15 @@ def test_prod_puts_an_iam_and_tls_proxy_in_front_and_protects_the_cluster(prod):
     proxy = prod.one("aws:rds/proxy:Proxy").inputs
     assert proxy["requireTls"] is True and proxy["defaultAuthScheme"] == "IAM_AUTH"
     assert proxy["engineFamily"] == "POSTGRESQL"
+    database_sg = "ddbsync-prod-database-id"
+    assert proxy["vpcSecurityGroupIds"] == [database_sg]
+    for rule_type in (
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+    ):
+        rule = prod.one(rule_type).inputs
+        assert rule["securityGroupId"] == rule["referencedSecurityGroupId"] == database_sg
+        assert rule["fromPort"] == rule["toPort"] == 5432
     cluster = prod.one("aws:rds/cluster:Cluster").inputs
     assert cluster["deletionProtection"] is True and cluster["backupRetentionPeriod"] == 14
     replicator = prod.one("aws:lambda/function:Function", "replicator").inputs
