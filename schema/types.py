@@ -124,10 +124,13 @@ def _integer(sql: str) -> Converter:
     low, high = _INT_RANGES[sql]
 
     def convert(tag: str, raw: Any) -> int:
-        number = parse_number(raw)
-        if number != number.to_integral_value():
-            raise ConversionError(f"{raw} is not a whole number for {sql}")
-        value = int(number)
+        if isinstance(raw, str) and raw.isdigit():
+            value = int(raw)  # the usual spelling, without a Decimal round trip
+        else:
+            number = parse_number(raw)
+            if number != number.to_integral_value():
+                raise ConversionError(f"{raw} is not a whole number for {sql}")
+            value = int(number)
         if not low <= value <= high:
             raise ConversionError(f"{raw} is out of range for {sql}")
         return value

@@ -127,7 +127,10 @@ def decode_image(
             values.append(None)
             continue
         found += 1
-        tag, raw = typed_value(value)
+        if type(value) is dict and len(value) == 1:  # the usual case, inline: this loop is hot
+            ((tag, raw),) = value.items()
+        else:
+            tag, raw = typed_value(value)
         if keys_only and name not in key_names:
             values.append(None)
         elif tag == "NULL":

@@ -136,3 +136,23 @@ def test_a_400_kb_item_is_replicated_whole(replicator, sql):
 def test_null_attribute_becomes_sql_null(replicator, sql):
     put(replicator, reading={"NULL": True}, payload={"NULL": True})
     assert row(sql, "reading, payload") == (None, None)
+
+
+@pytest.mark.parametrize(
+    "text, expected", [("2001", 2001), ("2E+3", 2000), ("-7", -7), ("9223372036854775807", 2**63 - 1)]
+)
+def test_integer_columns_take_every_spelling_of_a_whole_number(replicator, sql, text, expected):
+    key = {"Id": {"N": text}}
+    assert replicator.process([raw_record("Employees", "INSERT", key, key)]).rejected == 0
+    with sql.cursor() as cursor:
+        cursor.execute("SELECT id FROM employees")
+        assert cursor.fetchone() == (expected,)
+
+
+def test_integer_out_of_range_is_rejected(replicator, sql):
+    key = {"Id": {"N": "9223372036854775808"}}
+    result = replicator.process([raw_record("Employees", "INSERT", key, key)])
+    assert result.rejected == 1
+    with sql.cursor() as cursor:
+        cursor.execute("SELECT reason FROM ddbsync_rejects")
+        assert cursor.fetchone() == ("attribute 'Id': 9223372036854775808 is out of range for bigint",)
