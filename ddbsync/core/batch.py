@@ -15,6 +15,7 @@ import time
 from collections import defaultdict
 from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Callable, Sequence
 
 import psycopg2
@@ -24,9 +25,12 @@ from ddbsync.core.apply import Applier, ApplyCounts
 from ddbsync.core.coalesce import last_change_per_item
 from ddbsync.core.decode import Change, ConfigurationError, Reject, decode_record
 from ddbsync.core.rejects import RejectedRecord, write_rejects
+from ddbsync.core.tombstones import TOMBSTONE_RETENTION, purge_tombstones
 from schema.model import Mappings, TableMapping
 
 logger = logging.getLogger(__name__)
+
+PURGE_INTERVAL_SECONDS = 3600
 
 # Errors after which the same batch may well succeed: report it for retry.
 RETRYABLE_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
@@ -74,11 +78,15 @@ def _sequence_number(record: dict[str, Any]) -> str:
 class Replicator:
     """Applies stream batches to one database through the mappings, reusing one connection."""
 
-    def __init__(self, mappings: Mappings, connect: Connect) -> None:
+    def __init__(
+        self, mappings: Mappings, connect: Connect, tombstone_retention: timedelta = TOMBSTONE_RETENTION
+    ) -> None:
         self.mappings = mappings
         self._connect = connect
         self._connection: psycopg2.extensions.connection | None = None
         self._applier = Applier()
+        self.tombstone_retention = tombstone_retention
+        self._next_purge = 0.0  # the first successful batch purges; then once an hour
 
     def connection(self) -> psycopg2.extensions.connection:
         """The open connection, or a new one if there is none or the last one broke."""
@@ -118,8 +126,25 @@ class Replicator:
             self._discard()
             raise
         result.rejected = len(rejects) if result.retry_from is None else 0
+        if result.retry_from is None:
+            self._purge_tombstones_when_due()
         result.seconds = time.perf_counter() - started
         return result
+
+    def _purge_tombstones_when_due(self) -> None:
+        """Expired tombstones go once an hour; a failure here never fails the batch already committed."""
+        now = time.monotonic()
+        if now < self._next_purge:
+            return
+        self._next_purge = now + PURGE_INTERVAL_SECONDS
+        try:
+            with self.connection().cursor() as cursor:
+                purged = purge_tombstones(cursor, self.tombstone_retention)
+            if purged:
+                logger.info("purged %d expired tombstones", purged)
+        except RETRYABLE_ERRORS as error:
+            logger.warning("tombstone purge skipped: %s", str(error).strip())
+            self._discard()
 
     def _write(
         self,

@@ -216,3 +216,18 @@ def test_ignore_policy_drops_unmapped_attributes_and_keeps_the_row(sql, database
     with sql.cursor() as cursor:
         cursor.execute("SELECT id, name, _ddb_extras FROM employees")
         assert cursor.fetchall() == [(1, "a", None)]
+
+
+def test_expired_tombstones_are_purged_and_recent_ones_kept(replicator, sql, table, database, mappings):
+    from ddbsync.core import Replicator
+    from ddbsync.core.connection import connect
+
+    replicator.process([table.put({"Id": 1}), table.delete({"Id": 1}), table.put({"Id": 2}), table.delete({"Id": 2})])
+    with sql.cursor() as cursor:
+        cursor.execute("UPDATE ddbsync_tombstones SET deleted_at = now() - interval '3 days' WHERE item_key = '1'")
+    cold_start = Replicator(mappings, lambda: connect(database))  # a new Lambda instance purges first
+    cold_start.process([table.put({"Id": 3})])
+    cold_start.close()
+    with sql.cursor() as cursor:
+        cursor.execute("SELECT item_key FROM ddbsync_tombstones")
+        assert cursor.fetchall() == [("2",)]
