@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=5000, help="changes per run (default 5000)")
     parser.add_argument("--batches", default="100,1000", help="comma-separated batch sizes (default 100,1000)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best counts (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the best counts (default 5)")
     parser.add_argument("--existing", type=int, default=50_000, help="rows already in the table (default 50000)")
     args = parser.parse_args(argv)
     try:
