@@ -102,7 +102,7 @@ migrations = Migrations(
         database_name=settings.database_name,
         master_secret_arn=database.master_secret_arn,
         fingerprint=migrations_fingerprint(),
-        database=getattr(database, "instance", None),
+        database=database.instance,
     ),
 )
 replication = Replication(

@@ -53,6 +53,7 @@ class Database(pulumi.ComponentResource):
     master_secret_arn: pulumi.Output[str]
     replicator_host: pulumi.Output[str]
     replicator_connect_arn: pulumi.Output[str]  # the resource of the replicator's `rds-db:connect`
+    instance: aws.rds.ClusterInstance | None  # the writer, when the stack creates the cluster
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ddbsync:infra:Database", name, None, opts)
@@ -65,6 +66,7 @@ class Database(pulumi.ComponentResource):
             self.replicator_host = self.endpoint
             # The cluster's resource id is unknown here; the user name still scopes the permission.
             self.replicator_connect_arn = db_connect_arn(args, "*")
+            self.instance = None
             self.register_outputs({"endpoint": self.endpoint})
             return
 
@@ -149,24 +151,18 @@ class Database(pulumi.ComponentResource):
         )
         # The proxy sits in the database's security group, which allows no one but the functions:
         # let members of the group reach each other on the database port (proxy -> cluster).
-        self.proxy_ingress = aws.vpc.SecurityGroupIngressRule(
-            f"{name}-proxy-to-cluster-in",
-            security_group_id=args.security_group_id,
-            referenced_security_group_id=args.security_group_id,
-            ip_protocol="tcp",
-            from_port=POSTGRES_PORT,
-            to_port=POSTGRES_PORT,
-            opts=child,
-        )
-        self.proxy_egress = aws.vpc.SecurityGroupEgressRule(
-            f"{name}-proxy-to-cluster-out",
-            security_group_id=args.security_group_id,
-            referenced_security_group_id=args.security_group_id,
-            ip_protocol="tcp",
-            from_port=POSTGRES_PORT,
-            to_port=POSTGRES_PORT,
-            opts=child,
-        )
+        self.proxy_rules = [
+            rule(
+                f"{name}-proxy-to-cluster-{direction}",
+                security_group_id=args.security_group_id,
+                referenced_security_group_id=args.security_group_id,
+                ip_protocol="tcp",
+                from_port=POSTGRES_PORT,
+                to_port=POSTGRES_PORT,
+                opts=child,
+            )
+            for direction, rule in (("in", aws.vpc.SecurityGroupIngressRule), ("out", aws.vpc.SecurityGroupEgressRule))
+        ]
         self.proxy_target_group = aws.rds.ProxyDefaultTargetGroup(
             f"{name}-proxy-targets",
             db_proxy_name=self.proxy.name,
