@@ -23,7 +23,7 @@ import psycopg2.extensions
 
 from ddbsync.core.apply import Applier, ApplyCounts
 from ddbsync.core.coalesce import last_change_per_item
-from ddbsync.core.decode import Change, ConfigurationError, Reject, decode_record
+from ddbsync.core.decode import Change, ConfigurationError, Reject, decode_record, sequence_number
 from ddbsync.core.rejects import RejectedRecord, write_rejects
 from ddbsync.core.tombstones import TOMBSTONE_RETENTION, purge_tombstones
 from schema.model import Mappings, TableMapping
@@ -71,10 +71,6 @@ def _by_table(changes: list[Change]) -> list[tuple[TableMapping, list[Change]]]:
     return sorted(groups.items(), key=lambda group: group[0].sql_table)
 
 
-def _sequence_number(record: dict[str, Any]) -> str:
-    return str((record.get("dynamodb") or {}).get("SequenceNumber", ""))
-
-
 class Replicator:
     """Applies stream batches to one database through the mappings, reusing one connection."""
 
@@ -119,7 +115,7 @@ class Replicator:
             rejects += late_rejects
         except RETRYABLE_ERRORS as error:
             self._discard()
-            result.retry_from = _sequence_number(records[0])
+            result.retry_from = str(sequence_number(records[0]))
             result.error = f"{type(error).__name__}: {str(error).strip()}"
             logger.warning("batch rolled back, will be retried: %s", result.error)
         except BaseException:

@@ -54,6 +54,12 @@ def table_name_from_arn(arn: str) -> str:
     return name
 
 
+def sequence_number(record: dict[str, Any]) -> str | None:
+    """The record's SequenceNumber, if it has one: what Lambda takes as its identifier."""
+    dynamodb = record.get("dynamodb")
+    return dynamodb.get("SequenceNumber") if isinstance(dynamodb, dict) else None
+
+
 def check_view_type(view_type: str | None, where: str) -> None:
     """Replication needs the new image; fail loudly if the stream only carries keys or old images."""
     if view_type in UNUSABLE_VIEW_TYPES:

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 from psycopg2.extras import execute_values
 
 from ddbsync.core.apply import quote_ident
+from ddbsync.core.decode import sequence_number
 from schema.metadata import REJECTS_TABLE
 
 
@@ -26,11 +27,6 @@ def _record_json(record: dict[str, Any]) -> str:
     return json.dumps(record, default=lambda value: value.hex() if isinstance(value, bytes) else str(value))
 
 
-def _sequence_number(record: dict[str, Any]) -> str | None:
-    dynamodb = record.get("dynamodb")
-    return dynamodb.get("SequenceNumber") if isinstance(dynamodb, dict) else None
-
-
 def write_rejects(cursor: Any, rejects: Sequence[RejectedRecord]) -> None:
     """Insert rejects in one statement, inside the caller's transaction."""
     if not rejects:
@@ -39,7 +35,7 @@ def write_rejects(cursor: Any, rejects: Sequence[RejectedRecord]) -> None:
         (
             r.table_name,
             r.record.get("eventName"),
-            _sequence_number(r.record),
+            sequence_number(r.record),
             r.reason,
             _record_json(r.record),
         )
