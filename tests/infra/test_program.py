@@ -305,4 +305,7 @@ def test_pulumi_yaml_documents_every_option_and_the_dev_stack_is_valid():
     defaults = {key: spec["default"] for key, spec in project["config"].items() if "default" in spec}
     assert parse_settings(defaults) == parse_settings({}), "documented defaults are the real ones"
     stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
-    parse_settings({k.split(":", 1)[1]: v for k, v in stack.items() if k.startswith("ddbsync:")})
+    dev_config = {k.split(":", 1)[1]: v for k, v in stack.items() if k.startswith("ddbsync:")}
+    deployment = run_program(dev_config, stack="dev-yaml")
+    scaling = deployment.one("aws:rds/cluster:Cluster").inputs["serverlessv2ScalingConfiguration"]
+    assert scaling == {"minCapacity": 0.5, "maxCapacity": 2}
