@@ -179,3 +179,20 @@ def test_demo_replicates_and_matches_dynamodb():
     assert "2001 | Akua                 | ExDept" in result.stdout
     assert ": yes" in result.stdout.split("Summary:")[1]
     assert "Local stack stopped." in result.stdout
+
+
+def test_down_with_keep_leaves_the_data_directory(local_up):
+    process, endpoints, env = local_up
+    down = subprocess.run(
+        [sys.executable, "-m", "ddbsync.cli", "local", "down", "--keep"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert down.returncode == 0, down.stderr
+    assert process.wait(timeout=30) == 0
+    data_dir = Path(endpoints["data_dir"])
+    assert (data_dir / "PG_VERSION").exists() and not (data_dir / "postmaster.pid").exists()
+    shutil.rmtree(data_dir)
