@@ -231,3 +231,11 @@ def test_expired_tombstones_are_purged_and_recent_ones_kept(replicator, sql, tab
     with sql.cursor() as cursor:
         cursor.execute("SELECT item_key FROM ddbsync_tombstones")
         assert cursor.fetchall() == [("2",)]
+
+
+def test_a_nul_character_is_rejected_and_the_record_kept_byte_for_byte(replicator, sql):
+    record = raw_record("Employees", "INSERT", {"Id": {"N": "5"}}, {"Id": {"N": "5"}, "empName": {"S": "a\x00b"}})
+    assert replicator.process([record]).rejected == 1
+    ((_, _, _, reason, stored),) = rejects(sql)
+    assert reason == "attribute 'empName': string contains a NUL character, which PostgreSQL text cannot hold"
+    assert stored["dynamodb"]["NewImage"]["empName"]["S"] == "a\x00b"
