@@ -7,7 +7,9 @@ import json
 import psycopg2
 import pytest
 
-from ddbsync.core import ConfigurationError
+from ddbsync.core import ConfigurationError, Replicator
+from ddbsync.core.connection import connect
+from schema.model import Mappings, parse_mapping
 from tests.streams import ModelTable, raw_record
 
 
@@ -23,6 +25,23 @@ def rejects(sql):
             "SELECT dynamodb_table, event_name, sequence_number, reason, record FROM ddbsync_rejects ORDER BY id"
         )
         return cursor.fetchall()
+
+
+def employees_replicator(database: str, policy: str) -> Replicator:
+    """A replicator for an Employees mapping of id and name only, with the given unknown-attribute policy."""
+    mapping = parse_mapping(
+        {
+            "dynamodb_table": "Employees",
+            "sql_table": "employees",
+            "partition_key": "Id",
+            "unknown_attributes": policy,
+            "attributes": {
+                "Id": {"type": "N", "column": "id", "sql": "bigint"},
+                "empName": {"type": "S", "column": "name"},
+            },
+        }
+    )
+    return Replicator(Mappings((mapping,)), lambda: connect(database))
 
 
 @pytest.fixture
@@ -99,23 +118,7 @@ def test_bad_values_go_whole_to_rejects_and_the_rest_of_the_batch_lands(replicat
 
 
 def test_reject_policy_rejects_records_with_unmapped_attributes(replicator, sql, database):
-    from ddbsync.core import Replicator
-    from ddbsync.core.connection import connect
-    from schema.model import Mappings, parse_mapping
-
-    strict = parse_mapping(
-        {
-            "dynamodb_table": "Employees",
-            "sql_table": "employees",
-            "partition_key": "Id",
-            "unknown_attributes": "reject",
-            "attributes": {
-                "Id": {"type": "N", "column": "id", "sql": "bigint"},
-                "empName": {"type": "S", "column": "name"},
-            },
-        }
-    )
-    strict_replicator = Replicator(Mappings((strict,)), lambda: connect(database))
+    strict_replicator = employees_replicator(database, "reject")
     table = ModelTable("Employees", ("Id",))
     result = strict_replicator.process([table.put({"Id": 1, "empName": "a", "salary": 10, "badge": 3})])
     strict_replicator.close()
@@ -192,23 +195,7 @@ def test_new_image_view_is_enough(replicator, sql):
 
 
 def test_ignore_policy_drops_unmapped_attributes_and_keeps_the_row(sql, database):
-    from ddbsync.core import Replicator
-    from ddbsync.core.connection import connect
-    from schema.model import Mappings, parse_mapping
-
-    ignoring = parse_mapping(
-        {
-            "dynamodb_table": "Employees",
-            "sql_table": "employees",
-            "partition_key": "Id",
-            "unknown_attributes": "ignore",
-            "attributes": {
-                "Id": {"type": "N", "column": "id", "sql": "bigint"},
-                "empName": {"type": "S", "column": "name"},
-            },
-        }
-    )
-    replicator = Replicator(Mappings((ignoring,)), lambda: connect(database))
+    replicator = employees_replicator(database, "ignore")
     table = ModelTable("Employees", ("Id",))
     result = replicator.process([table.put({"Id": 1, "empName": "a", "salary": 10})])
     replicator.close()
@@ -219,9 +206,6 @@ def test_ignore_policy_drops_unmapped_attributes_and_keeps_the_row(sql, database
 
 
 def test_expired_tombstones_are_purged_and_recent_ones_kept(replicator, sql, table, database, mappings):
-    from ddbsync.core import Replicator
-    from ddbsync.core.connection import connect
-
     replicator.process([table.put({"Id": 1}), table.delete({"Id": 1}), table.put({"Id": 2}), table.delete({"Id": 2})])
     with sql.cursor() as cursor:
         cursor.execute("UPDATE ddbsync_tombstones SET deleted_at = now() - interval '3 days' WHERE item_key = '1'")

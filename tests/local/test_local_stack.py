@@ -74,6 +74,13 @@ def wait_for_rows(url: str, expected: list[tuple], timeout: float = 20) -> list[
         time.sleep(0.1)
 
 
+def ddbsync(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The `ddbsync` command, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "ddbsync.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -123,14 +130,7 @@ def test_seed_002_with_the_aws_cli_against_local_up_then_down(local_up):
             )
             assert expected[0][2] in shown.stdout, shown.stderr
 
-    down = subprocess.run(
-        [sys.executable, "-m", "ddbsync.cli", "local", "down"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    down = ddbsync("local", "down", env=env)
     assert down.returncode == 0, down.stderr
     assert process.wait(timeout=30) == 0
     assert not alive(endpoints["moto_pid"]), "moto server left running"
@@ -141,25 +141,12 @@ def test_seed_002_with_the_aws_cli_against_local_up_then_down(local_up):
 
 def test_down_without_a_running_stack_says_so(tmp_path):
     env = {**os.environ, "DDBSYNC_STATE_DIR": str(tmp_path)}
-    down = subprocess.run(
-        [sys.executable, "-m", "ddbsync.cli", "local", "down"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    down = ddbsync("local", "down", env=env)
     assert down.returncode == 1 and "no local stack is running" in down.stderr
 
 
 def test_bad_arguments_print_usage_not_a_traceback():
-    result = subprocess.run(
-        [sys.executable, "-m", "ddbsync.cli", "demo", "--changes", "many"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = ddbsync("demo", "--changes", "many")
     assert result.returncode == 2
     assert "usage: ddbsync demo" in result.stderr and "expected a positive whole number" in result.stderr
     assert "Traceback" not in result.stderr
@@ -167,14 +154,7 @@ def test_bad_arguments_print_usage_not_a_traceback():
 
 def test_demo_replicates_and_matches_dynamodb():
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    result = subprocess.run(
-        [sys.executable, "-m", "ddbsync.cli", "demo", "--changes", "300"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = ddbsync("demo", "--changes", "300", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2001 | Akua                 | ExDept" in result.stdout
     assert ": yes" in result.stdout.split("Summary:")[1]
@@ -183,14 +163,7 @@ def test_demo_replicates_and_matches_dynamodb():
 
 def test_down_with_keep_leaves_the_data_directory(local_up):
     process, endpoints, env = local_up
-    down = subprocess.run(
-        [sys.executable, "-m", "ddbsync.cli", "local", "down", "--keep"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    down = ddbsync("local", "down", "--keep", env=env)
     assert down.returncode == 0, down.stderr
     assert process.wait(timeout=30) == 0
     data_dir = Path(endpoints["data_dir"])
