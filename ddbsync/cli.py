@@ -1,4 +1,4 @@
-"""The `ddbsync` command: the local stack and the demo."""
+"""The `ddbsync` command: the local stack, the demo, and the rejects."""
 
 from __future__ import annotations
 
@@ -26,6 +26,13 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the local stack, replicate the seed walk-through and more, stop")
     demo.add_argument("--changes", type=_positive, default=3000, help="generated changes after the walk-through")
     demo.add_argument("--rate", type=_positive, default=1000, help="changes per second the writer aims for")
+    rejects = commands.add_parser("rejects", help="records that could not be applied ($DATABASE_URL)")
+    what = rejects.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = what.add_parser("list", help="count the pending rejects per table and reason")
+    replay = what.add_parser("replay", help="apply the pending rejects the current mappings accept")
+    replay.add_argument("--limit", type=_positive, default=1000, help="at most this many (default 1000)")
+    for command in (listing, replay):
+        command.add_argument("--table", help="only this DynamoDB table")
     local = commands.add_parser("local", help="the local stack: moto server + PostgreSQL + stream runners")
     actions = local.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = actions.add_parser("up", help="start the stack and replicate until stopped (Ctrl-C or `local down`)")
@@ -99,8 +106,47 @@ def local_down(keep: bool, timeout: float = 30.0) -> int:
     return 0
 
 
+def rejects_command(action: str, table: str | None, limit: int = 1000) -> int:
+    """List or replay the rejects of the database named by $DATABASE_URL (or the secret)."""
+    from ddbsync.core import Replicator
+    from ddbsync.core.connection import connect
+    from ddbsync.core.replay import replay_rejects
+    from schema.database import DatabaseConfigError, resolve_database_url
+    from schema.model import load_mappings
+
+    try:
+        url = resolve_database_url()
+    except DatabaseConfigError as error:
+        print(f"ddbsync rejects: {error}", file=sys.stderr)
+        return 2
+    replicator = Replicator(load_mappings(), lambda: connect(url))
+    try:
+        if action == "replay":
+            result = replay_rejects(replicator, table, limit)
+            print(
+                f"replayed {result.replayed}, still rejected {result.still_rejected}"
+                + (" (stopped by a database error that may pass: run again)" if result.retry else "")
+            )
+            return 1 if result.retry else 0
+        with replicator.connection().cursor() as cursor:
+            cursor.execute(
+                "SELECT dynamodb_table, reason, count(*) FROM ddbsync_rejects WHERE replayed_at IS NULL "
+                "AND (%(table)s::text IS NULL OR dynamodb_table = %(table)s) GROUP BY 1, 2 ORDER BY 3 DESC",
+                {"table": table},
+            )
+            groups = cursor.fetchall()
+        for dynamodb_table, reason, count in groups:
+            print(f"{count:>8}  {dynamodb_table}: {reason}")
+        print(f"{sum(count for _, _, count in groups)} pending")
+        return 0
+    finally:
+        replicator.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "rejects":
+        return rejects_command(args.action, args.table, getattr(args, "limit", 1000))
     if args.command == "demo":
         from ddbsync.local.demo import run_demo
 
