@@ -94,26 +94,29 @@ def parse_number(raw: Any) -> Decimal:
     return number
 
 
+def _normalized(number: Decimal) -> Decimal:
+    # normalize() rounds to the context's precision (28 by default); give it every digit.
+    return number.normalize(Context(prec=max(1, len(number.as_tuple().digits))))
+
+
 def canonical_number(number: Decimal) -> str:
     """The one spelling of a number, as DynamoDB returns it: `1E+2` -> `100`, `1.50` -> `1.5`, `-0` -> `0`."""
     if number == 0:
         return "0"
-    # normalize() rounds to the context's precision (28 by default); give it every digit.
-    exact = Context(prec=max(1, len(number.as_tuple().digits)))
-    return format(number.normalize(exact), "f")
+    return format(_normalized(number), "f")
 
 
 def _numeric(precision: int | None, scale: int | None) -> Converter:
     def convert(tag: str, raw: Any) -> str:
         number = parse_number(raw)
-        if precision is not None:
-            exponent = number.as_tuple().exponent
+        if precision is not None and number != 0:
+            exponent = _normalized(number).as_tuple().exponent
             assert isinstance(exponent, int)
             if -exponent > (scale or 0):
                 raise ConversionError(
                     f"{raw} has more than {scale or 0} decimal places for numeric({precision},{scale or 0})"
                 )
-            if number != 0 and number.adjusted() + 1 > precision - (scale or 0):
+            if number.adjusted() + 1 > precision - (scale or 0):
                 raise ConversionError(f"{raw} does not fit numeric({precision},{scale or 0})")
         return canonical_number(number)
 

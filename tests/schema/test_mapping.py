@@ -123,3 +123,25 @@ def test_invalid_toml_names_the_file(tmp_path):
     (tmp_path / "broken.toml").write_text("dynamodb_table = \n")
     with pytest.raises(MappingError, match="broken.toml: not valid TOML"):
         load_mappings(tmp_path)
+
+
+def numeric_5_1():
+    table = parse_mapping(mapping(attributes={"pk": "S", "total": {"type": "N", "sql": "numeric(5,1)"}}))
+    return table.attribute("total").type.convert
+
+
+@pytest.mark.parametrize(
+    "raw, stored", [("1.50", "1.5"), ("1.5", "1.5"), ("-1234.5", "-1234.5"), ("0.00", "0"), ("1E+3", "1000")]
+)
+def test_numeric_with_precision_and_scale_takes_what_fits_exactly(raw, stored):
+    assert numeric_5_1()("N", raw) == stored
+
+
+@pytest.mark.parametrize(
+    "raw, reason", [("1.25", "decimal places"), ("12345", "does not fit"), ("1E+4", "does not fit")]
+)
+def test_numeric_with_precision_and_scale_refuses_what_would_be_rounded(raw, reason):
+    from schema.types import ConversionError
+
+    with pytest.raises(ConversionError, match=reason):
+        numeric_5_1()("N", raw)
