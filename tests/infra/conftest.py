@@ -80,7 +80,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return {"names": names, "zoneIds": names, "id": REGION, "state": "available"}
         if token == "aws:ec2/getVpc:getVpc":
             return {"id": inputs.get("id"), "cidrBlock": "10.0.0.0/16"}
-        raise NotImplementedError(f"no mock for {token}")
+        raise LookupError(f"the test mocks do not answer {token}: add it to RecordingMocks.call")
 
 
 class Deployment:
