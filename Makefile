@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 .PHONY: install test demo bench lint clean
 
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { echo "cannot create a venv: on Debian, apt-get install python3-venv" >&2; exit 1; }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
