@@ -12,15 +12,13 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-import threading
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ddbsync.local.demo import apply_change, generated_changes  # noqa: E402
-from ddbsync.local.stack import LocalStack, drain, handler_metrics_discarded  # noqa: E402
-from ddbsync.local.stream_runner import BatchReport, RunnerSettings  # noqa: E402
+from ddbsync.local.demo import Deliveries, generated_changes, write_while_replicating  # noqa: E402
+from ddbsync.local.stack import LocalStack, handler_metrics_discarded  # noqa: E402
+from ddbsync.local.stream_runner import RunnerSettings  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,39 +44,15 @@ def main(argv: list[str] | None = None) -> int:
 def measure(args: argparse.Namespace) -> tuple[list[float], float, float]:
     """Run the writer and the runners together; lags in seconds, elapsed seconds, writer's worst delay."""
     stack = LocalStack(settings=RunnerSettings(batch_size=args.batch_size)).start()
-    lags: list[float] = []
+    deliveries = Deliveries()
     try:
-
-        def on_batch(report: BatchReport) -> None:
-            if not report.failed:
-                lags.extend(report.finished_at - r["dynamodb"]["ApproximateCreationDateTime"] for r in report.records)
-
-        runners = stack.runners(on_batch)
         rng = random.Random(1)
-        plan = generated_changes(args.changes, rng)
-        client = stack.client("dynamodb")
-        behind = [0.0]
-
-        def write() -> None:
-            begun = time.monotonic()
-            for i, (kind, item) in enumerate(plan):
-                apply_change(client, kind, item, rng)
-                delay = (i + 1) / args.rate - (time.monotonic() - begun)
-                behind[0] = max(behind[0], -delay)
-                time.sleep(max(0.0, delay))
-
-        writer = threading.Thread(target=write, daemon=True)
-        begun = time.monotonic()
-        writer.start()
-        while writer.is_alive():
-            for runner in runners:
-                runner.poll()
-            time.sleep(stack.settings.poll_interval_seconds)
-        drain(runners)
-        seconds = time.monotonic() - begun
+        run = write_while_replicating(
+            stack, stack.runners(deliveries), generated_changes(args.changes, rng), args.rate, rng
+        )
     finally:
         stack.stop()
-    return lags, seconds, behind[0]
+    return deliveries.lags, run.seconds, run.behind
 
 
 if __name__ == "__main__":

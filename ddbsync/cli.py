@@ -45,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
 
 def local_up(batch_size: int, keep: bool) -> int:
     """Start the stack, print its endpoints, replicate until SIGINT/SIGTERM, then stop it all."""
-    from ddbsync.local.stack import LocalStack
+    from ddbsync.local.stack import LocalStack, replicate_until
     from ddbsync.local.stream_runner import RunnerSettings
 
     state = STATE_DIR / "local.json"
@@ -67,11 +67,7 @@ def local_up(batch_size: int, keep: bool) -> int:
         )
         print(f"  psql {stack.database_url}")
         print(f"  tables: {', '.join(stack.stream_arns)}; stop with Ctrl-C or `ddbsync local down`", flush=True)
-        runners = stack.runners()
-        while not stopping:
-            for runner in runners:
-                runner.poll()
-            time.sleep(stack.settings.poll_interval_seconds)
+        replicate_until(stack.runners(), lambda: bool(stopping))
     finally:
         request = STATE_DIR / "stop.json"
         keep = keep or (request.exists() and json.loads(request.read_text()).get("keep", False))

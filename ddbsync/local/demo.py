@@ -7,12 +7,13 @@ import statistics
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
 
 import psycopg2
 
 from ddbsync.core.decode import decode_image
-from ddbsync.local.stack import LocalStack, drain, handler_metrics_discarded
+from ddbsync.local.stack import LocalStack, drain, handler_metrics_discarded, replicate_until
 from ddbsync.local.stream_runner import BatchReport, StreamRunner
 from schema.types import ConversionError
 
@@ -125,16 +126,8 @@ def _run(changes: int, rate: float, out: TextIO) -> int:
     stack.start()
     try:
         print(f"  AWS endpoint  {stack.endpoint}\n  PostgreSQL    {stack.database_url}\n", file=out)
-        lags: list[float] = []
-        applied = [0]
-
-        def on_batch(report: BatchReport) -> None:
-            if report.failed:
-                return
-            applied[0] += len(report.records)
-            lags.extend(report.finished_at - r["dynamodb"]["ApproximateCreationDateTime"] for r in report.records)
-
-        runners = stack.runners(on_batch)
+        deliveries = Deliveries()
+        runners = stack.runners(deliveries)
         dynamodb = stack.client("dynamodb")
         print("Seed 002 walk-through:", file=out)
         for step, (title, request) in enumerate(seed_walk_through(dynamodb), 1):
@@ -142,45 +135,78 @@ def _run(changes: int, rate: float, out: TextIO) -> int:
             drain(runners)
             print(f"  {step}. aws dynamodb {title}", file=out)
             print_table(out, employees_table(stack.database_url))
-        _generated(stack, runners, dynamodb, changes, rate, out)
-        _summary(stack, out, applied[0], lags, time.monotonic() - started)
+        _generated(stack, runners, changes, rate, out)
+        _summary(stack, out, deliveries.applied, deliveries.lags, time.monotonic() - started)
     finally:
         stack.stop()
         print("Local stack stopped.", file=out)
     return 0
 
 
-def _generated(
-    stack: LocalStack, runners: list[StreamRunner], dynamodb: Any, count: int, rate: float, out: TextIO
-) -> None:
-    rng = random.Random(2001)
-    plan = generated_changes(count, rng)
+@dataclass
+class Deliveries:
+    """What the handler was given and did not fail: records, and each one's lag in seconds.
+
+    Lag is from the DynamoDB write (ApproximateCreationDateTime) to the handler's return, which is
+    after the commit.
+    """
+
+    applied: int = 0
+    lags: list[float] = field(default_factory=list)
+
+    def __call__(self, report: BatchReport) -> None:
+        if report.failed:
+            return
+        self.applied += len(report.records)
+        self.lags.extend(report.finished_at - r["dynamodb"]["ApproximateCreationDateTime"] for r in report.records)
+
+
+@dataclass(frozen=True)
+class WriteRun:
+    seconds: float  # from the first write until everything was replicated
+    behind: float  # how far the writer fell behind its rate, at worst
+
+
+def write_while_replicating(
+    stack: LocalStack,
+    runners: list[StreamRunner],
+    plan: list[tuple[str, dict[str, Any]]],
+    rate: float,
+    rng: random.Random,
+) -> WriteRun:
+    """Write `plan` at `rate` changes per second from a thread while the runners replicate, then drain."""
+    errors: list[BaseException] = []
+    behind = [0.0]
+    begun = time.monotonic()
+
+    def write() -> None:
+        try:
+            client = stack.client("dynamodb")
+            for i, (kind, item) in enumerate(plan):
+                apply_change(client, kind, item, rng)
+                delay = (i + 1) / rate - (time.monotonic() - begun)
+                behind[0] = max(behind[0], -delay)
+                time.sleep(max(0.0, delay))
+        except BaseException as error:  # raised below, once the runners have stopped
+            errors.append(error)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    replicate_until(runners, lambda: not writer.is_alive())
+    if errors:
+        raise errors[0]
+    drain(runners)
+    return WriteRun(time.monotonic() - begun, behind[0])
+
+
+def _generated(stack: LocalStack, runners: list[StreamRunner], count: int, rate: float, out: TextIO) -> None:
     print(
         f"\n{count} generated changes at up to {rate:.0f}/s while the stream runner replicates them ...",
         file=out,
         flush=True,
     )
-    errors: list[BaseException] = []
-
-    def write() -> None:
-        try:
-            writer = stack.client("dynamodb")
-            for i, (kind, item) in enumerate(plan):
-                apply_change(writer, kind, item, rng)
-                time.sleep(max(0.0, (i + 1) / rate - (time.monotonic() - begun)))
-        except BaseException as error:  # reported below, after the runners stop
-            errors.append(error)
-
-    begun = time.monotonic()
-    writer = threading.Thread(target=write, daemon=True)
-    writer.start()
-    while writer.is_alive():
-        for runner in runners:
-            runner.poll()
-        time.sleep(runners[0].settings.poll_interval_seconds)
-    if errors:
-        raise errors[0]
-    drain(runners)
+    rng = random.Random(2001)
+    write_while_replicating(stack, runners, generated_changes(count, rng), rate, rng)
 
 
 def _summary(stack: LocalStack, out: TextIO, applied: int, lags: list[float], seconds: float) -> None:

@@ -18,7 +18,7 @@ import urllib.request
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import boto3
 
@@ -180,6 +180,15 @@ def handler_metrics_discarded() -> Iterator[None]:
         yield
 
 
+def replicate_until(runners: list[StreamRunner], done: Callable[[], bool]) -> None:
+    """Poll every runner at their poll interval, as the event source mappings would, until `done()`."""
+    interval = runners[0].settings.poll_interval_seconds if runners else 0.05
+    while not done():
+        for runner in runners:
+            runner.poll()
+        time.sleep(interval)
+
+
 def drain(runners: list[StreamRunner], timeout: float = 60.0) -> None:
     """Poll until every runner has delivered all the stream holds (twice in a row, nothing new)."""
     deadline = time.monotonic() + timeout
@@ -200,4 +209,5 @@ __all__ = [
     "drain",
     "handler_metrics_discarded",
     "load_handler",
+    "replicate_until",
 ]
