@@ -36,16 +36,16 @@ def url_from_secret(secret: Mapping[str, object], env: Mapping[str, str] = os.en
     user, password = pick("username", "DDBSYNC_DB_USER"), pick("password", "DDBSYNC_DB_PASSWORD")
     host, port = pick("host", HOST_ENV), pick("port", PORT_ENV, "5432")
     dbname = pick("dbname", NAME_ENV, "postgres")
-    return (
-        f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{quote(dbname, safe='')}"
-        f"?{urlencode(_tls(env))}"
-    )
+    return _tls_url(user, password, host, port, dbname, env)
 
 
-def _tls(env: Mapping[str, str]) -> dict[str, str]:
+def _tls_url(user: str, password: str, host: str, port: str, dbname: str, env: Mapping[str, str]) -> str:
+    """A libpq URL that requires TLS, and verifies the server when a CA bundle is named."""
+    tls = {"sslmode": "require"}
     if env.get(SSL_ROOT_CERT_ENV):
-        return {"sslmode": "verify-full", "sslrootcert": env[SSL_ROOT_CERT_ENV]}
-    return {"sslmode": "require"}
+        tls = {"sslmode": "verify-full", "sslrootcert": env[SSL_ROOT_CERT_ENV]}
+    credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    return f"postgresql://{credentials}@{host}:{port}/{quote(dbname, safe='')}?{urlencode(tls)}"
 
 
 def url_for_iam_user(token: str, env: Mapping[str, str] = os.environ) -> str:
@@ -53,12 +53,8 @@ def url_for_iam_user(token: str, env: Mapping[str, str] = os.environ) -> str:
     missing = [key for key in (IAM_USER_ENV, HOST_ENV) if not env.get(key)]
     if missing:
         raise DatabaseConfigError(f"IAM authentication needs ${' and $'.join(missing)}")
-    user, host = env[IAM_USER_ENV], env[HOST_ENV]
     port, dbname = env.get(PORT_ENV, "5432"), env.get(NAME_ENV, "postgres")
-    return (
-        f"postgresql://{quote(user, safe='')}:{quote(token, safe='')}@{host}:{port}/{quote(dbname, safe='')}"
-        f"?{urlencode(_tls(env))}"
-    )
+    return _tls_url(env[IAM_USER_ENV], token, env[HOST_ENV], port, dbname, env)
 
 
 def libpq_url(url: str) -> str:

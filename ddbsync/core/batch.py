@@ -159,7 +159,7 @@ class Replicator:
         with connection.cursor() as cursor:
             if not rejects and len(groups) <= 1:
                 try:
-                    return sum((self._applier.apply(cursor, t, c) for t, c in groups), ApplyCounts()), []
+                    return self._apply_groups(cursor, groups), []
                 except DATA_ERRORS as error:
                     # The statement failed as a whole; find the record in a transaction below.
                     logger.warning("a value did not fit the database, isolating it: %s", str(error).strip())
@@ -175,13 +175,17 @@ class Replicator:
                 raise
             return counts, late_rejects
 
+    def _apply_groups(self, cursor: Any, groups: list[tuple[TableMapping, list[Change]]]) -> ApplyCounts:
+        """One statement per table, tables in lock order."""
+        return sum((self._applier.apply(cursor, table, changes) for table, changes in groups), ApplyCounts())
+
     def _apply_isolating_bad_rows(
         self, cursor: Any, groups: list[tuple[TableMapping, list[Change]]], records: Sequence[dict[str, Any]]
     ) -> tuple[ApplyCounts, list[RejectedRecord]]:
         """Apply set-based; if the database refuses a value, redo change by change and reject that one."""
         cursor.execute("SAVEPOINT ddbsync_batch")
         try:
-            return sum((self._applier.apply(cursor, t, c) for t, c in groups), ApplyCounts()), []
+            return self._apply_groups(cursor, groups), []
         except DATA_ERRORS as error:
             logger.warning("a value did not fit the database, isolating it: %s", str(error).strip())
             cursor.execute("ROLLBACK TO SAVEPOINT ddbsync_batch")
