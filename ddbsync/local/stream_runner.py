@@ -44,13 +44,14 @@ class BatchReport:
 
 @dataclass
 class _Shard:
+    """A shard's position: its iterator, plus the records read and not yet done with (the checkpoint)."""
+
     shard_id: str
     parent_id: str | None
     iterator: str | None = None
     buffer: list[dict[str, Any]] = field(default_factory=list)
     buffered_since: float | None = None
     attempts: int = 0
-    checkpoint: str | None = None
     closed: bool = False  # no more records will ever come (iterator ran out)
 
 
@@ -175,7 +176,6 @@ class StreamRunner:
 
     def _advance(self, shard: _Shard, count: int) -> int:
         if count:
-            shard.checkpoint = shard.buffer[count - 1]["dynamodb"]["SequenceNumber"]
             del shard.buffer[:count]
             shard.attempts = 0
             shard.buffered_since = time.monotonic() if shard.buffer else None
