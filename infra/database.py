@@ -39,6 +39,16 @@ class DatabaseArgs:
     partition: pulumi.Input[str] = "aws"
 
 
+def replicator_login(host: pulumi.Input[str], database_name: str) -> dict[str, pulumi.Input[str]]:
+    """The environment of a function that connects as the replicator with an IAM token (no secret)."""
+    return {
+        "DDBSYNC_DB_IAM_USER": REPLICATOR_DB_USER,
+        "DDBSYNC_DB_HOST": host,
+        "DDBSYNC_DB_PORT": str(POSTGRES_PORT),
+        "DDBSYNC_DB_NAME": database_name,
+    }
+
+
 def db_connect_arn(args: DatabaseArgs, resource_id: pulumi.Input[str]) -> pulumi.Output[str]:
     """What `rds-db:connect` names: the replicator's database user on one cluster or proxy."""
     return pulumi.Output.all(args.partition, args.region, args.account_id, resource_id).apply(
