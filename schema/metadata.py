@@ -7,7 +7,7 @@ older changes, and the rejects table.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Identity, Index, MetaData, PrimaryKeyConstraint, Table, func
+from sqlalchemy import Column, Identity, Index, MetaData, PrimaryKeyConstraint, Table, UniqueConstraint, func, text
 from sqlalchemy.dialects import postgresql as pg
 
 from schema.model import Mappings, TableMapping
@@ -60,6 +60,7 @@ def _tombstones(metadata: MetaData) -> Table:
         TOMBSTONES_TABLE,
         metadata,
         Column("table_name", pg.TEXT(), nullable=False),
+        # SHA-256 of the canonical key (ddbsync.core.decode.item_key): bounded whatever the key's size.
         Column("item_key", pg.TEXT(), nullable=False),
         Column("version", pg.NUMERIC(), nullable=False),
         Column("deleted_at", pg.TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
@@ -81,7 +82,14 @@ def _rejects(metadata: MetaData) -> Table:
         # json, not jsonb: it keeps the record byte for byte, NUL escapes included.
         Column("record", pg.JSON(), nullable=False),
         Column("replayed_at", pg.TIMESTAMP(timezone=True), nullable=True),
+        # Which item and change: a record delivered again adds no second reject, and the item's
+        # tombstone is kept while the reject waits (a replay must never bring a deleted item back).
+        Column("sql_table", pg.TEXT(), nullable=True),
+        Column("item_key", pg.TEXT(), nullable=True),
+        Column("version", pg.NUMERIC(), nullable=True),
         Index(None, "dynamodb_table", "rejected_at"),
+        UniqueConstraint("dynamodb_table", "item_key", "version"),
+        Index(None, "sql_table", "item_key", postgresql_where=text("replayed_at IS NULL")),
     )
 
 

@@ -154,6 +154,11 @@ def parse_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> TableMa
             raise MappingError(
                 f"{where}.{key}: a key attribute must be of type {', '.join(KEY_TYPES)}, not {attribute.ddb_type}"
             )
+        if not attribute.type.exact:
+            raise MappingError(
+                f"{where}.{key}: a key attribute needs an exact column type, not {attribute.sql_type} "
+                "(distinct keys such as 0.1 and 0.10000000000000000001 would become one row): use numeric"
+            )
     return TableMapping(table, sql_table, partition_key, sort_key, attributes, policy)
 
 

@@ -63,9 +63,20 @@ class ColumnType:
     convert: Converter
     # How the travelling value becomes the column value; `{}` stands for the value.
     expression: str = "{}"
+    exact: bool = True  # False: distinct DynamoDB values may land as one column value
 
 
 # --- scalar conversions -------------------------------------------------------------------------
+
+
+def storable(text: str) -> str:
+    """`text` if PostgreSQL can hold it as UTF-8; a lone surrogate (JSON allows `\\ud800`) cannot."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConversionError("string holds a lone surrogate, which is not valid Unicode") from None
+    return text
 
 
 def _text(limit: int | None) -> Converter:
@@ -74,6 +85,7 @@ def _text(limit: int | None) -> Converter:
             raise ConversionError(f"expected a string, got {type(raw).__name__}")
         if "\x00" in raw:
             raise ConversionError("string contains a NUL character, which PostgreSQL text cannot hold")
+        storable(raw)
         if limit is not None and len(raw) > limit:
             raise ConversionError(f"value of {len(raw)} characters exceeds varchar({limit})")
         return raw
@@ -218,7 +230,7 @@ def to_json(value: Any) -> str:
 
 
 def _jsonb(tag: str, raw: Any) -> str:
-    return to_json(to_plain(tag, raw))
+    return storable(to_json(to_plain(tag, raw)))
 
 
 # --- the table --------------------------------------------------------------------------------
@@ -234,7 +246,7 @@ def _fixed_types() -> dict[str, ColumnType]:
     types = [
         ColumnType("text", frozenset({"S"}), pg.TEXT(), "text", _text(None)),
         ColumnType("numeric", frozenset({"N"}), pg.NUMERIC(), "numeric", _numeric(None, None)),
-        ColumnType("double precision", frozenset({"N"}), pg.DOUBLE_PRECISION(), "float8", _double),
+        ColumnType("double precision", frozenset({"N"}), pg.DOUBLE_PRECISION(), "float8", _double, exact=False),
         ColumnType("boolean", frozenset({"BOOL"}), pg.BOOLEAN(), "boolean", _boolean),
         ColumnType("bytea", frozenset({"B"}), pg.BYTEA(), "bytea", _bytea),
         ColumnType("jsonb", frozenset(DYNAMODB_TYPES), pg.JSONB(), "text", _jsonb, _JSONB_EXPRESSION),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import boto3
@@ -37,7 +38,10 @@ def redrive_command(queue: str | None, batch_size: int) -> int:
     replicator = operator_replicator()
     try:
         sqs, streams = boto3.client("sqs"), boto3.client("dynamodbstreams")
-        report = redrive(sqs, streams, queue_url(sqs, queue), replicator.process, batch_size)
+        url = queue_url(sqs, queue)
+        report = redrive(
+            sqs, streams, url, lambda records: replicator.process(records, time.monotonic() + 60), batch_size
+        )
     except BotoCoreError as error:  # no region, no credentials, no endpoint: the AWS setup to fix
         raise CommandError(str(error)) from None
     finally:

@@ -55,6 +55,7 @@ class BatchResult:
     error: str | None = None
     seconds: float = 0.0
     attempts: int = 0  # tries of the batch's write; more than one means it waited for the database
+    rejected_positions: tuple[int, ...] = ()  # which records of the batch went to the rejects table
 
     @property
     def applied(self) -> int:
@@ -92,6 +93,19 @@ def pause_before(attempt: int) -> float:
     return min(LONGEST_PAUSE_SECONDS, FIRST_PAUSE_SECONDS * 2**attempt) * random.uniform(0.5, 1.0)
 
 
+def _newest_first(change: Change, history: list[Change]) -> list[Change]:
+    """The item's changes in the batch from `change` back, one per version."""
+    same = {c.version: c for c in history if c.table is change.table and c.item_key == change.item_key}
+    return [same[v] for v in sorted(same, reverse=True) if v <= change.version]
+
+
+def _refused(record: dict[str, Any], reason: str, change: Change) -> RejectedRecord:
+    table = change.table
+    return RejectedRecord(
+        record, reason, table.dynamodb_table, table.sql_table, change.item_key, change.version, change.position
+    )
+
+
 def _by_table(changes: list[Change]) -> list[tuple[TableMapping, list[Change]]]:
     """Changes grouped per table, tables in name order so concurrent batches lock in the same order."""
     groups: dict[TableMapping, list[Change]] = defaultdict(list)
@@ -119,6 +133,10 @@ class Replicator:
         if self._connection is None or self._connection.closed:
             self._connection = self._connect()
             self._connection.autocommit = True  # transactions are explicit; see _write
+            with self._connection.cursor() as cursor:
+                # Appliers racing over one item (stream, replay, re-drive, backfill) must end as some
+                # order of them would: SSI aborts the loser (40001), which waits and tries again.
+                cursor.execute("SET default_transaction_isolation = 'serializable'")
             self._applier = Applier()
         return self._connection
 
@@ -138,14 +156,17 @@ class Replicator:
         if not records:
             return result
         decoded = [decode_record(record, i, self.mappings) for i, record in enumerate(records)]
-        changes = last_change_per_item(d for d in decoded if isinstance(d, Change))
+        history = [d for d in decoded if isinstance(d, Change)]
+        changes = last_change_per_item(history)
         rejects = [
-            RejectedRecord(records[d.position], d.reason, d.table_name) for d in decoded if isinstance(d, Reject)
+            RejectedRecord(records[d.position], d.reason, d.table_name, position=d.position)
+            for d in decoded
+            if isinstance(d, Reject)
         ]
         while True:
             result.attempts += 1
             try:
-                result.counts, late_rejects = self._write(self.connection(), changes, rejects, records)
+                result.counts, late_rejects = self._write(self.connection(), changes, history, rejects, records)
                 break
             except BaseException as error:
                 self._discard()
@@ -161,6 +182,9 @@ class Replicator:
                 time.sleep(pause)
         self.outage.recovered()
         result.rejected = len(rejects) + len(late_rejects)
+        result.rejected_positions = tuple(
+            sorted({r.position for r in rejects + late_rejects if r.position is not None})
+        )
         self._purge_tombstones_when_due()
         result.seconds = time.perf_counter() - started
         return result
@@ -177,15 +201,16 @@ class Replicator:
             if purged:
                 logger.info("purged %d expired tombstones", purged)
         except psycopg2.Error as error:
-            if error_kind(error) is not ErrorKind.WAIT:
-                raise
-            logger.warning("tombstone purge skipped: %s", describe(error))
+            # The batch is committed: failing it now would only deliver it again. Say why and go on.
+            log = logger.warning if error_kind(error) is ErrorKind.WAIT else logger.error
+            log("tombstone purge skipped: %s", describe(error))
             self._discard()
 
     def _write(
         self,
         connection: psycopg2.extensions.connection,
         changes: list[Change],
+        history: list[Change],
         rejects: list[RejectedRecord],
         records: Sequence[dict[str, Any]],
     ) -> tuple[ApplyCounts, list[RejectedRecord]]:
@@ -207,8 +232,8 @@ class Replicator:
                     logger.warning("a value did not fit the database, isolating it: %s", describe(error))
             cursor.execute("BEGIN")
             try:
-                counts, late_rejects = self._apply_isolating_bad_rows(cursor, groups, records)
-                write_rejects(cursor, rejects + late_rejects)
+                counts, late_rejects = self._apply_isolating_bad_rows(cursor, groups, history, records)
+                write_rejects(cursor, rejects + late_rejects, self.mappings)
                 cursor.execute("COMMIT")
             except BaseException:
                 if not connection.closed:
@@ -222,9 +247,18 @@ class Replicator:
         return sum((self._applier.apply(cursor, table, changes) for table, changes in groups), ApplyCounts())
 
     def _apply_isolating_bad_rows(
-        self, cursor: Any, groups: list[tuple[TableMapping, list[Change]]], records: Sequence[dict[str, Any]]
+        self,
+        cursor: Any,
+        groups: list[tuple[TableMapping, list[Change]]],
+        history: list[Change],
+        records: Sequence[dict[str, Any]],
     ) -> tuple[ApplyCounts, list[RejectedRecord]]:
-        """Apply set-based; if the database refuses a value, redo change by change and reject that one."""
+        """Apply set-based; if the database refuses a value, redo item by item and reject what it refuses.
+
+        An item whose last change is refused falls back to its earlier changes in the batch, newest
+        first, as delivering them one batch each would: a REMOVE followed by a refused INSERT still
+        deletes the row.
+        """
         cursor.execute("SAVEPOINT ddbsync_batch")
         try:
             return self._apply_groups(cursor, groups), []
@@ -235,16 +269,19 @@ class Replicator:
             cursor.execute("ROLLBACK TO SAVEPOINT ddbsync_batch")
         counts, rejects = ApplyCounts(), []
         for change in (change for _, changes in groups for change in changes):
-            cursor.execute("SAVEPOINT ddbsync_change")
-            try:
-                counts += self._applier.apply(cursor, change.table, [change])
-            except psycopg2.Error as error:
-                if error_kind(error) is not ErrorKind.DATA:
-                    raise
-                cursor.execute("ROLLBACK TO SAVEPOINT ddbsync_change")
-                reason = f"database refused the row: {describe(error)}"
-                rejects.append(RejectedRecord(records[change.position], reason, change.table.dynamodb_table))
-            cursor.execute("RELEASE SAVEPOINT ddbsync_change")
+            for candidate in _newest_first(change, history):
+                cursor.execute("SAVEPOINT ddbsync_change")
+                try:
+                    counts += self._applier.apply(cursor, candidate.table, [candidate])
+                except psycopg2.Error as error:
+                    if error_kind(error) is not ErrorKind.DATA:
+                        raise
+                    cursor.execute("ROLLBACK TO SAVEPOINT ddbsync_change")
+                    reason = f"database refused the row: {describe(error)}"
+                    rejects.append(_refused(records[candidate.position], reason, candidate))
+                    continue
+                cursor.execute("RELEASE SAVEPOINT ddbsync_change")
+                break
         return counts, rejects
 
     def _discard(self) -> None:

@@ -6,6 +6,7 @@ to the row the mapping describes. Nothing here touches the database.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -13,7 +14,7 @@ from typing import Any
 
 from ddbsync.core.version import VersionError, stream_version
 from schema.model import Mappings, TableMapping
-from schema.types import ConversionError, to_json, to_plain, typed_value
+from schema.types import ConversionError, storable, to_json, to_plain, typed_value
 
 UNUSABLE_VIEW_TYPES = ("KEYS_ONLY", "OLD_IMAGE")
 
@@ -70,11 +71,17 @@ def check_view_type(view_type: str | None, where: str) -> None:
 
 
 def item_key(table: TableMapping, values: tuple[Any, ...]) -> str:
-    """A canonical text for an item's key, equal for equal keys whatever their spelling (`1E+2`, `100`)."""
+    """An item's identity: the SHA-256 of its canonical key text, equal for equal keys however spelt (`1E+2`, `100`).
+
+    A digest, so that a tombstone's key stays 64 characters whatever the key's size (DynamoDB allows
+    2,048 + 1,024 bytes; a PostgreSQL index entry holds about 2,700).
+    """
     positions = table.key_positions
     if len(positions) == 1:
-        return _key_text(values[positions[0]])
-    return json.dumps([_key_text(values[i]) for i in positions])
+        text = _key_text(values[positions[0]])
+    else:
+        text = json.dumps([_key_text(values[i]) for i in positions])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _key_text(value: Any) -> str:
@@ -161,7 +168,7 @@ def decode_image(
     extras = None
     if table.keeps_extras:
         try:
-            extras = to_json({name: to_plain(*typed_value(image[name])) for name in unknown})
+            extras = storable(to_json({name: to_plain(*typed_value(image[name])) for name in unknown}))
         except ConversionError as error:
             raise ConversionError(f"unmapped attribute: {error}") from None
     return tuple(values), extras

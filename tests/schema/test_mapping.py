@@ -94,6 +94,10 @@ def test_defaults_are_snake_case_columns_and_exact_types():
         ),
         ({"attributes": {"pk": {"type": "M"}}}, "mapping Orders.pk: a key attribute must be of type S, N, B, not M"),
         (
+            {"attributes": {"pk": {"type": "N", "sql": "double precision"}}},
+            "mapping Orders.pk: a key attribute needs an exact column type, not double precision",
+        ),
+        (
             {"unknown_attributes": "keep"},
             "mapping Orders: unknown_attributes = 'keep' (allowed: extras, reject, ignore)",
         ),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -105,3 +107,27 @@ def test_tables_ddbsync_does_not_own_are_left_alone(empty_database):
         cursor.execute("CREATE TABLE reporting_cache (id int PRIMARY KEY)")
     check = alembic(ROOT, empty_database, "check")
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_upgrading_turns_tombstone_keys_into_digests_and_identifies_pending_rejects(empty_database):
+    # Given a database at the revision before, holding a tombstone and a pending reject of item 1
+    assert alembic(ROOT, empty_database, "upgrade", "5b1f0c2a7d10").returncode == 0
+    record = ModelTable("Employees", ("Id",)).put({"Id": 1, "empName": "x" * 30})
+    with psycopg2.connect(empty_database) as connection, connection.cursor() as cursor:
+        cursor.execute("INSERT INTO ddbsync_tombstones (table_name, item_key, version) VALUES ('employees', '1', 5)")
+        cursor.execute(
+            "INSERT INTO ddbsync_rejects (dynamodb_table, reason, record) VALUES ('Employees', 'too long', %s)",
+            (json.dumps(record),),
+        )
+    connection.close()
+    # When it is upgraded
+    upgraded = alembic(ROOT, empty_database, "upgrade", "head")
+    assert upgraded.returncode == 0, upgraded.stderr
+    # Then the tombstone is found under the key the replicator computes, and the reject names its item
+    digest = hashlib.sha256(b"1").hexdigest()
+    with psycopg2.connect(empty_database) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT item_key FROM ddbsync_tombstones")
+        assert cursor.fetchall() == [(digest,)]
+        cursor.execute("SELECT sql_table, item_key, version IS NOT NULL FROM ddbsync_rejects")
+        assert cursor.fetchall() == [("employees", digest, True)]
+    connection.close()
