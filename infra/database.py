@@ -1,7 +1,8 @@
 """Aurora PostgreSQL Serverless v2: encrypted, TLS only, master password kept by RDS in Secrets Manager.
 
 Two database roles: the master (owner) role, whose RDS-managed secret only the migration runner
-reads, and `ddbsync_replicator`, created by a migration with DML rights only, which the replicator
+reads, and `ddbsync_replicator`, created by a migration with DML rights on ddbsync's tables only
+(schema/grants.py), which the replicator
 reaches with IAM authentication (no password anywhere). An RDS Proxy with end-to-end IAM
 authentication and TLS can stand in front of the cluster. An existing cluster can be named instead.
 """
@@ -15,8 +16,9 @@ import pulumi_aws as aws
 
 from infra.iam import assume_role_policy, policy_document, statement
 from infra.network import POSTGRES_PORT
+from schema.grants import REPLICATOR_ROLE
 
-REPLICATOR_DB_USER = "ddbsync_replicator"
+REPLICATOR_DB_USER = REPLICATOR_ROLE
 MASTER_USER = "ddbsync_owner"
 
 
