@@ -38,7 +38,17 @@ identity = aws.get_caller_identity_output()
 region = aws.get_region_output().region
 partition = aws.get_partition_output().partition
 
-encryption = Encryption(prefix, EncryptionArgs(account_id=identity.account_id, region=region, partition=partition))
+encryption = Encryption(
+    prefix,
+    EncryptionArgs(
+        account_id=identity.account_id,
+        region=region,
+        partition=partition,
+        log_group_prefix=prefix,
+        administrators=settings.kms_key_administrators,
+        protect=settings.protect_resources,
+    ),
+)
 zones = settings.availability_zones or tuple(aws.get_availability_zones(state="available").names[:2])
 network = Network(
     prefix,
@@ -65,6 +75,11 @@ database = Database(
         rds_proxy=settings.rds_proxy,
         existing_cluster_endpoint=settings.existing_cluster_endpoint,
         existing_secret_arn=settings.existing_secret_arn,
+        existing_cluster_resource_id=settings.existing_cluster_resource_id,
+        log_retention_days=settings.log_retention_days,
+        final_snapshot=settings.final_snapshot,
+        keep_automated_backups=settings.keep_automated_backups,
+        protect=settings.protect_resources,
         account_id=identity.account_id,
         region=region,
         partition=partition,

@@ -19,6 +19,13 @@ from infra.network import POSTGRES_PORT
 from schema.grants import REPLICATOR_ROLE
 
 REPLICATOR_DB_USER = REPLICATOR_ROLE
+CLUSTER_PARAMETERS = {
+    "rds.force_ssl": "1",
+    # A failing statement's text and bound parameters carry item values: keep them out of the server log.
+    "log_min_error_statement": "panic",
+    # So does an error's DETAIL (the failing row, the conflicting key): log the primary message only.
+    "log_error_verbosity": "terse",
+}
 MASTER_USER = "ddbsync_owner"
 
 
@@ -36,6 +43,11 @@ class DatabaseArgs:
     rds_proxy: bool = False
     existing_cluster_endpoint: str | None = None
     existing_secret_arn: str | None = None
+    existing_cluster_resource_id: str | None = None  # cluster-..., what `rds-db:connect` names
+    log_retention_days: int = 30
+    final_snapshot: bool = False
+    keep_automated_backups: bool = False
+    protect: bool = False  # `pulumi destroy` refuses to delete the cluster
     account_id: pulumi.Input[str] = ""
     region: pulumi.Input[str] = ""
     partition: pulumi.Input[str] = "aws"
@@ -66,8 +78,7 @@ class Database(pulumi.ComponentResource):
             self.endpoint = pulumi.Output.from_input(args.existing_cluster_endpoint)
             self.master_secret_arn = pulumi.Output.from_input(args.existing_secret_arn)
             self.replicator_host = self.endpoint
-            # The cluster's resource id is unknown here; the user name still scopes the permission.
-            self.replicator_connect_arn = db_connect_arn(args, "*")
+            self.replicator_connect_arn = db_connect_arn(args, args.existing_cluster_resource_id)
             self.instance = None
             self.register_outputs({"endpoint": self.endpoint})
             return
@@ -78,11 +89,25 @@ class Database(pulumi.ComponentResource):
             f"{name}-params",
             family=family,
             description="ddbsync: TLS required",
-            parameters=[aws.rds.ClusterParameterGroupParameterArgs(name="rds.force_ssl", value="1")],
+            parameters=[
+                aws.rds.ClusterParameterGroupParameterArgs(name=key, value=value)
+                for key, value in CLUSTER_PARAMETERS.items()
+            ],
+            opts=child,
+        )
+        # Named, so that the log group RDS exports to can be declared first, with the stack's key and
+        # retention; left to RDS, it would be unencrypted and kept forever.
+        identifier = f"{name}-cluster"
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-postgresql-logs",
+            name=f"/aws/rds/cluster/{identifier}/postgresql",
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
             opts=child,
         )
         self.cluster = aws.rds.Cluster(
-            f"{name}-cluster",
+            identifier,
+            cluster_identifier=identifier,
             engine="aurora-postgresql",
             engine_mode="provisioned",
             engine_version=args.engine_version,
@@ -102,11 +127,12 @@ class Database(pulumi.ComponentResource):
             ),
             backup_retention_period=args.backup_retention_days,
             deletion_protection=args.deletion_protection,
-            skip_final_snapshot=not args.deletion_protection,
-            final_snapshot_identifier=f"{name}-final" if args.deletion_protection else None,
+            skip_final_snapshot=not args.final_snapshot,
+            final_snapshot_identifier=f"{name}-final" if args.final_snapshot else None,
+            delete_automated_backups=not args.keep_automated_backups,
             copy_tags_to_snapshot=True,
             enabled_cloudwatch_logs_exports=["postgresql"],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group], protect=args.protect),
         )
         self.instance = aws.rds.ClusterInstance(
             f"{name}-writer",

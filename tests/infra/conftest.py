@@ -86,9 +86,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
 class Deployment:
     """The resources one run of the program declared, found by type."""
 
-    def __init__(self, resources: list[Declared], exports: dict[str, Any]) -> None:
+    def __init__(self, resources: list[Declared], exports: dict[str, Any], program: dict[str, Any]) -> None:
         self.resources = resources
         self.exports = exports
+        self.program = program  # the program's globals: its components, for what inputs do not show (`protect`)
 
     def of_type(self, typ: str) -> list[Declared]:
         return [r for r in self.resources if r.type == typ]
@@ -115,10 +116,11 @@ def run_program(config: dict[str, Any] | None = None, stack: str = "dev") -> Dep
     )
     pulumi.runtime.set_all_config(values)
     exports: dict[str, Any] = {}
+    namespace: dict[str, Any] = {}
 
     @pulumi.runtime.test
     def program():
-        namespace = runpy.run_path(str(ROOT / "__main__.py"), run_name="__pulumi__")
+        namespace.update(runpy.run_path(str(ROOT / "__main__.py"), run_name="__pulumi__"))
         return pulumi.Output.from_input(namespace["replication"].function.function.name)
 
     original_export = pulumi.export
@@ -127,7 +129,7 @@ def run_program(config: dict[str, Any] | None = None, stack: str = "dev") -> Dep
         program()
     finally:
         pulumi.export = original_export
-    return Deployment(mocks.resources, exports)
+    return Deployment(mocks.resources, exports, namespace)
 
 
 @pytest.fixture(scope="session")

@@ -251,6 +251,7 @@ def test_an_existing_vpc_and_cluster_can_be_used():
             "existingSubnetIds": ["subnet-a", "subnet-b"],
             "existingClusterEndpoint": "reporting.cluster-x.eu-west-1.rds.amazonaws.com",
             "existingSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:owner",
+            "existingClusterResourceId": "cluster-REPORTING",
         },
         stack="existing",
     )
@@ -260,6 +261,9 @@ def test_an_existing_vpc_and_cluster_can_be_used():
     assert (
         replicator["environment"]["variables"]["DDBSYNC_DB_HOST"] == "reporting.cluster-x.eu-west-1.rds.amazonaws.com"
     )
+    assert policy(deployment, "ddbsync-existing-replicator-policy")["ConnectAsReplicator"]["Resource"] == [
+        f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:cluster-REPORTING/ddbsync_replicator"
+    ], "rds-db:connect names the configured cluster, not every cluster of the region"
 
 
 @pytest.mark.parametrize(
