@@ -95,7 +95,9 @@ def key_policy(
             "Sid": "CloudWatchLogsUse",
             "Effect": "Allow",
             "Principal": {"Service": f"logs.{region}.amazonaws.com"},
-            "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            # AWS's example adds kms:Describe*, but a describe call carries no encryption context, so the
+            # condition below could never let it through: it is left out.
+            "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*"],
             "Resource": "*",
             "Condition": {
                 "ArnLike": {

@@ -32,6 +32,9 @@ class VpcFunctionArgs:
     environment: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     # Statements beyond logs, network interfaces and the KMS key, as plain dicts with Output values.
     statements: list[dict[str, Any]] = field(default_factory=list)
+    # AWS services that use the stack key for the function (reading an encrypted stream, sending to an
+    # encrypted queue, reading a secret); the function's own code may not use the key directly.
+    key_services: tuple[str, ...] = ()
 
 
 class VpcFunction(pulumi.ComponentResource):
@@ -52,7 +55,7 @@ class VpcFunction(pulumi.ComponentResource):
         )
         base = pulumi.Output.all(
             self.log_group.arn, args.kms_key_arn, args.account_id, args.region, args.partition
-        ).apply(lambda v: _base_statements(*v))
+        ).apply(lambda v: _base_statements(*v, key_services=("lambda", *args.key_services)))
         self.policy_document = pulumi.Output.all(base, args.statements).apply(
             lambda parts: json.dumps({"Version": "2012-10-17", "Statement": parts[0] + list(parts[1])})
         )
@@ -79,11 +82,17 @@ class VpcFunction(pulumi.ComponentResource):
         self.register_outputs({"function_arn": self.function.arn})
 
 
-def _base_statements(log_group_arn: str, key_arn: str, account: str, region: str, partition: str) -> list[dict]:
+def _base_statements(
+    log_group_arn: str, key_arn: str, account: str, region: str, partition: str, key_services: tuple[str, ...]
+) -> list[dict]:
     ec2 = f"arn:{partition}:ec2:{region}:{account}"
+    key_use = statement(["kms:Decrypt", "kms:GenerateDataKey"], [key_arn], "StackKey")
+    key_use["Condition"] = {
+        "StringEquals": {"kms:ViaService": [f"{service}.{region}.amazonaws.com" for service in sorted(key_services)]}
+    }
     return [
         statement(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{log_group_arn}:*"], "Logs"),
-        statement(["kms:Decrypt", "kms:GenerateDataKey"], [key_arn], "StackKey"),
+        key_use,
         statement(
             [
                 "ec2:CreateNetworkInterface",

@@ -54,6 +54,7 @@ class Migrations(pulumi.ComponentResource):
                 "POWERTOOLS_SERVICE_NAME": "ddbsync-migrate",
             },
             statements=[statement(["secretsmanager:GetSecretValue"], [args.master_secret_arn], "OwnerSecret")],
+            key_services=("secretsmanager",),
         )
         self.function = VpcFunction(name, function_args, opts=pulumi.ResourceOptions(parent=self))
         after = [self.function] + ([args.database] if args.database is not None else [])

@@ -90,3 +90,19 @@ def test_named_administrators_manage_the_key_but_cannot_use_it():
     assert not any(a.startswith(("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")) for a in administrators["Action"])
     # The account statement stays: without it IAM policies could not grant the key and it could become unmanageable.
     assert statements["AccountEnablesIamPolicies"]["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+
+
+def via_services(deployment, policy_name: str) -> list[str]:
+    (document,) = [d for n, d in deployment.policies() if n == policy_name]
+    (key_use,) = [s for s in document["Statement"] if s["Sid"] == "StackKey"]
+    assert key_use["Resource"] == [KEY_ARN]
+    return key_use["Condition"]["StringEquals"]["kms:ViaService"]
+
+
+def test_functions_use_the_key_only_through_the_services_that_need_it(dev):
+    assert via_services(dev, "ddbsync-dev-replicator-policy") == [
+        f"{service}.{REGION}.amazonaws.com" for service in ("dynamodb", "lambda", "sqs")
+    ], "the encrypted stream, the function's environment, the encrypted on-failure queue"
+    assert via_services(dev, "ddbsync-dev-migrate-policy") == [
+        f"{service}.{REGION}.amazonaws.com" for service in ("lambda", "secretsmanager")
+    ], "the function's environment, the owner's encrypted secret"
