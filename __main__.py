@@ -12,6 +12,8 @@ import pulumi_aws as aws
 from infra.alarms import Alarms, AlarmsArgs
 from infra.database import Database, DatabaseArgs
 from infra.encryption import Encryption, EncryptionArgs
+from infra.endpoint_policy import EndpointPolicy, EndpointPolicyArgs
+from infra.flow_logs import FlowLogs, FlowLogsArgs
 from infra.function import VpcFunctionArgs
 from infra.migrations import Migrations, MigrationsArgs, migrations_fingerprint
 from infra.network import Network, NetworkArgs
@@ -60,6 +62,16 @@ network = Network(
         existing_subnet_ids=settings.existing_subnet_ids,
     ),
 )
+if settings.flow_logs:
+    flow_logs = FlowLogs(
+        f"{prefix}-flow-logs",
+        FlowLogsArgs(
+            vpc_id=network.vpc_id,
+            kms_key_arn=encryption.key_arn,
+            account_id=identity.account_id,
+            retention_days=settings.log_retention_days,
+        ),
+    )
 database = Database(
     prefix,
     DatabaseArgs(
@@ -118,6 +130,16 @@ migrations = Migrations(
         master_secret_arn=database.master_secret_arn,
         fingerprint=migrations_fingerprint(),
         database=database.instance,
+    ),
+)
+# Through the Secrets Manager endpoint, only the migration runner may read, and only the owner's secret.
+secrets_endpoint_policy = EndpointPolicy(
+    f"{prefix}-secretsmanager-endpoint",
+    EndpointPolicyArgs(
+        endpoint_id=network.endpoints["secretsmanager"].id,
+        principal_arns=[migrations.function.role.arn],
+        actions=["secretsmanager:GetSecretValue"],
+        resources=[database.master_secret_arn],
     ),
 )
 replication = Replication(

@@ -15,7 +15,8 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.iam import assume_role_policy, policy_document, statement
-from infra.network import POSTGRES_PORT
+from infra.logs import log_group
+from infra.network import POSTGRES_PORT, allow_between
 from schema.grants import REPLICATOR_ROLE
 
 REPLICATOR_DB_USER = REPLICATOR_ROLE
@@ -98,12 +99,12 @@ class Database(pulumi.ComponentResource):
         # Named, so that the log group RDS exports to can be declared first, with the stack's key and
         # retention; left to RDS, it would be unencrypted and kept forever.
         identifier = f"{name}-cluster"
-        self.log_group = aws.cloudwatch.LogGroup(
+        self.log_group = log_group(
             f"{name}-postgresql-logs",
-            name=f"/aws/rds/cluster/{identifier}/postgresql",
-            retention_in_days=args.log_retention_days,
-            kms_key_id=args.kms_key_arn,
-            opts=child,
+            f"/aws/rds/cluster/{identifier}/postgresql",
+            args.kms_key_arn,
+            args.log_retention_days,
+            child,
         )
         self.cluster = aws.rds.Cluster(
             identifier,
@@ -180,14 +181,14 @@ class Database(pulumi.ComponentResource):
         # The proxy sits in the database's security group, which allows no one but the functions:
         # let members of the group reach each other on the database port (proxy -> cluster).
         self.proxy_rules = [
-            rule(
+            allow_between(
                 f"{name}-proxy-to-cluster-{direction}",
-                security_group_id=args.security_group_id,
-                referenced_security_group_id=args.security_group_id,
-                ip_protocol="tcp",
-                from_port=POSTGRES_PORT,
-                to_port=POSTGRES_PORT,
-                opts=child,
+                rule,
+                args.security_group_id,
+                args.security_group_id,
+                POSTGRES_PORT,
+                "RDS Proxy to the cluster, both in the database group",
+                child,
             )
             for direction, rule in (("in", aws.vpc.SecurityGroupIngressRule), ("out", aws.vpc.SecurityGroupEgressRule))
         ]

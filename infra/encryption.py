@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.logs import stack_log_groups
+
 # What AWS's console gives "key administrators": manage the key, never use it on data.
 ADMINISTRATOR_ACTIONS = [
     "kms:Create*",
@@ -33,11 +35,6 @@ ADMINISTRATOR_ACTIONS = [
 ]
 
 
-def stack_log_groups(prefix: str) -> list[str]:
-    """Name patterns of every log group the stack declares: its functions', its cluster's, its flow logs'."""
-    return [f"/aws/lambda/{prefix}-*", f"/aws/rds/cluster/{prefix}-*", f"/aws/vpc/{prefix}-*"]
-
-
 @dataclass
 class EncryptionArgs:
     account_id: pulumi.Input[str]
@@ -55,7 +52,9 @@ class Encryption(pulumi.ComponentResource):
         super().__init__("ddbsync:infra:Encryption", name, None, opts)
         policy = pulumi.Output.all(args.account_id, args.region, args.partition).apply(
             lambda values: json.dumps(
-                key_policy(*values, log_groups=stack_log_groups(args.log_group_prefix), administrators=args.administrators)
+                key_policy(
+                    *values, log_groups=stack_log_groups(args.log_group_prefix), administrators=args.administrators
+                )
             )
         )
         self.key = aws.kms.Key(

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.iam import assume_role_policy, statement
+from infra.logs import log_group
 from infra.package import LambdaArchive
 
 RUNTIME = "python3.12"
@@ -43,12 +44,8 @@ class VpcFunction(pulumi.ComponentResource):
     def __init__(self, name: str, args: VpcFunctionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ddbsync:infra:VpcFunction", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/aws/lambda/{name}",
-            retention_in_days=args.log_retention_days,
-            kms_key_id=args.kms_key_arn,
-            opts=child,
+        self.log_group = log_group(
+            f"{name}-logs", f"/aws/lambda/{name}", args.kms_key_arn, args.log_retention_days, child
         )
         self.role = aws.iam.Role(
             f"{name}-role", assume_role_policy=assume_role_policy("lambda.amazonaws.com"), opts=child

@@ -37,6 +37,7 @@ class StackSettings:
     keep_automated_backups: bool = False
     protect_resources: bool = False
     kms_key_administrators: tuple[str, ...] = ()
+    flow_logs: bool = False
     rds_proxy: bool = False
     existing_cluster_endpoint: str | None = None
     existing_secret_arn: str | None = None
@@ -152,6 +153,7 @@ OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "keepAutomatedBackups": ("keep_automated_backups", _boolean("keepAutomatedBackups")),
     "protectResources": ("protect_resources", _boolean("protectResources")),
     "kmsKeyAdministrators": ("kms_key_administrators", _names("kmsKeyAdministrators")),
+    "flowLogs": ("flow_logs", _boolean("flowLogs")),
     "rdsProxy": ("rds_proxy", _boolean("rdsProxy")),
     "existingClusterEndpoint": ("existing_cluster_endpoint", str),
     "existingSecretArn": ("existing_secret_arn", str),
@@ -188,7 +190,7 @@ def parse_settings(raw: Mapping[str, Any]) -> StackSettings:
         values.setdefault("deletion_protection", True)
         values.setdefault("backup_retention_days", 14)
     if values.get("environment", "dev") != "dev":
-        for name in ("final_snapshot", "keep_automated_backups", "protect_resources"):
+        for name in ("final_snapshot", "keep_automated_backups", "protect_resources", "flow_logs"):
             values.setdefault(name, True)
     settings = StackSettings(**values)
     if settings.min_capacity > settings.max_capacity:

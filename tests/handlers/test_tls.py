@@ -25,10 +25,15 @@ def test_the_shipped_bundle_holds_only_amazon_rds_root_authorities():
     for authority in authorities:
         subject = dict(pair for rdn in authority["subject"] for pair in rdn)
         assert authority["issuer"] == authority["subject"], subject
-        assert subject["organizationName"] == "Amazon Web Services, Inc." and subject["organizationalUnitName"] == "Amazon RDS"
+        assert (
+            subject["organizationName"] == "Amazon Web Services, Inc."
+            and subject["organizationalUnitName"] == "Amazon RDS"
+        )
         assert subject["commonName"].startswith("Amazon RDS ") and " Root CA " in subject["commonName"]
     names = {dict(pair for rdn in a["subject"] for pair in rdn)["commonName"] for a in authorities}
-    assert {f"Amazon RDS {region} Root CA RSA2048 G1" for region in ("us-east-1", "eu-west-1", "ap-southeast-2")} <= names
+    assert {
+        f"Amazon RDS {region} Root CA RSA2048 G1" for region in ("us-east-1", "eu-west-1", "ap-southeast-2")
+    } <= names
 
 
 def test_urls_for_aws_verify_the_server_with_the_rds_bundle_by_default():

@@ -60,6 +60,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs.update(arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234", keyId="1234")
         elif args.typ == "aws:lambda/function:Function":
             outputs.update(arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}", name=name)
+        elif args.typ == "aws:iam/role:Role":
+            outputs.update(arn=f"arn:aws:iam::{ACCOUNT}:role/{args.name}")
         elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
             outputs.update(arn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}")
         return f"{args.name}-id", outputs

@@ -87,7 +87,9 @@ def test_named_administrators_manage_the_key_but_cannot_use_it():
     administrators = statements["KeyAdministrators"]
     assert administrators["Principal"] == {"AWS": [admin]}
     assert {"kms:Put*", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion"} <= set(administrators["Action"])
-    assert not any(a.startswith(("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")) for a in administrators["Action"])
+    assert not any(
+        a.startswith(("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")) for a in administrators["Action"]
+    )
     # The account statement stays: without it IAM policies could not grant the key and it could become unmanageable.
     assert statements["AccountEnablesIamPolicies"]["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
 

@@ -42,7 +42,7 @@ def declared_policies(deployment: Deployment) -> list[Policy]:
         "aws:iam/rolePolicy:RolePolicy": ("policy", "identity"),
         "aws:iam/role:Role": ("assumeRolePolicy", "trust"),
         "aws:kms/key:Key": ("policy", "key"),
-        "aws:ec2/vpcEndpoint:VpcEndpoint": ("policy", "endpoint"),
+        "aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy": ("policy", "endpoint"),
     }
     policies = []
     for resource in deployment.resources:
@@ -70,7 +70,7 @@ def does_not_apply(policy: Policy, finding: Finding) -> bool:
 def test_every_policy_passes_parliament(stack, request):
     deployment: Deployment = request.getfixturevalue(stack)
     policies = declared_policies(deployment)
-    assert {p.kind for p in policies} >= {"identity", "trust", "key"}
+    assert {p.kind for p in policies} == {"identity", "trust", "key", "endpoint"}
     findings = []
     for policy in policies:
         result = analyze_policy_string(json.dumps(policy.document), include_community_auditors=True)

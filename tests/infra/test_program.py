@@ -19,6 +19,7 @@ UNSCOPABLE = {
     "ec2:DescribeNetworkInterfaces",
     "ec2:DescribeSubnets",
     "ec2:DescribeSecurityGroups",
+    "logs:DescribeLogGroups",
 }
 
 
@@ -143,10 +144,13 @@ def test_database_is_private_tls_only_and_serverless_v2(dev):
     for subnet in dev.of_type("aws:ec2/subnet:Subnet"):
         assert subnet.inputs["mapPublicIpOnLaunch"] is False
     assert len({s.inputs["availabilityZone"] for s in dev.of_type("aws:ec2/subnet:Subnet")}) >= 2
-    database_sg = dev.one("aws:ec2/securityGroup:SecurityGroup", "database").inputs
-    (rule,) = database_sg["ingress"]
+    (rule,) = [
+        r.inputs
+        for r in dev.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.inputs["securityGroupId"] == "ddbsync-dev-database-id"
+    ]
     assert rule["fromPort"] == rule["toPort"] == 5432
-    assert rule["securityGroups"] == ["ddbsync-dev-functions-id"] and not rule.get("cidrBlocks")
+    assert rule["referencedSecurityGroupId"] == "ddbsync-dev-functions-id" and not rule.get("cidrIpv4")
     endpoint = dev.one("aws:ec2/vpcEndpoint:VpcEndpoint").inputs
     assert endpoint["serviceName"] == f"com.amazonaws.{REGION}.secretsmanager" and endpoint["privateDnsEnabled"]
 
@@ -166,7 +170,7 @@ def test_prod_puts_an_iam_and_tls_proxy_in_front_and_protects_the_cluster(prod):
         "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
         "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
     ):
-        rule = prod.one(rule_type).inputs
+        rule = prod.one(rule_type, "proxy-to-cluster").inputs
         assert rule["securityGroupId"] == rule["referencedSecurityGroupId"] == database_sg
         assert rule["fromPort"] == rule["toPort"] == 5432
     cluster = prod.one("aws:rds/cluster:Cluster").inputs
