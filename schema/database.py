@@ -17,9 +17,10 @@ SECRET_ARN_ENV = "DDBSYNC_DB_SECRET_ARN"
 # RDS-managed master secrets hold only username and password; the rest comes from here.
 HOST_ENV, PORT_ENV, NAME_ENV = "DDBSYNC_DB_HOST", "DDBSYNC_DB_PORT", "DDBSYNC_DB_NAME"
 SSL_ROOT_CERT_ENV = "DDBSYNC_DB_SSLROOTCERT"
-# Amazon RDS's CA bundle, shipped in the Lambda archive (see certs/README.md): Aurora and RDS Proxy
-# certificates chain to it, so every connection built here authenticates the server it talks to.
-RDS_CA_BUNDLE = Path(__file__).resolve().parent / "certs" / "rds-global-bundle.pem"
+# Amazon RDS's CA bundle and Amazon Trust Services' roots, shipped in the Lambda archive (see
+# certs/README.md): Aurora's certificates chain to the first, RDS Proxy's (issued by ACM) to the second,
+# so every connection built here authenticates the server it talks to.
+RDS_CA_BUNDLE = Path(__file__).resolve().parent / "certs" / "rds-ca-bundle.pem"
 # With this set, the handler connects as this database user with an IAM authentication token.
 IAM_USER_ENV = "DDBSYNC_DB_IAM_USER"
 

@@ -18,22 +18,28 @@ def tls_settings(url: str) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(urlsplit(url).query).items()}
 
 
-def test_the_shipped_bundle_holds_only_amazon_rds_root_authorities():
+def test_the_shipped_bundle_holds_the_rds_and_amazon_trust_services_roots_and_nothing_else():
     context = ssl.create_default_context(cafile=str(RDS_CA_BUNDLE))
-    authorities = context.get_ca_certs()
-    assert len(authorities) >= 100, "one RSA2048, RSA4096 and ECC384 root per region"
-    for authority in authorities:
-        subject = dict(pair for rdn in authority["subject"] for pair in rdn)
-        assert authority["issuer"] == authority["subject"], subject
-        assert (
-            subject["organizationName"] == "Amazon Web Services, Inc."
-            and subject["organizationalUnitName"] == "Amazon RDS"
-        )
-        assert subject["commonName"].startswith("Amazon RDS ") and " Root CA " in subject["commonName"]
-    names = {dict(pair for rdn in a["subject"] for pair in rdn)["commonName"] for a in authorities}
+    authorities = [dict(pair for rdn in a["subject"] for pair in rdn) for a in context.get_ca_certs()]
+    self_signed = [a["issuer"] == a["subject"] for a in context.get_ca_certs()]
+    assert all(self_signed), "roots only"
+    rds = [a for a in authorities if a.get("organizationalUnitName") == "Amazon RDS"]
+    assert len(rds) >= 100, "an RSA2048, an RSA4096 and an ECC384 root per region, for Aurora"
+    for authority in rds:
+        assert authority["organizationName"] == "Amazon Web Services, Inc.", authority
+        assert authority["commonName"].startswith("Amazon RDS ") and " Root CA " in authority["commonName"]
+    names = {a["commonName"] for a in rds}
     assert {
         f"Amazon RDS {region} Root CA RSA2048 G1" for region in ("us-east-1", "eu-west-1", "ap-southeast-2")
     } <= names
+    others = sorted(a["commonName"] for a in authorities if a not in rds)
+    assert others == [
+        "Amazon Root CA 1",
+        "Amazon Root CA 2",
+        "Amazon Root CA 3",
+        "Amazon Root CA 4",
+        "Starfield Services Root Certificate Authority - G2",
+    ], "the RDS Proxy's ACM certificate chains to Amazon Trust Services"
 
 
 def test_urls_for_aws_verify_the_server_with_the_rds_bundle_by_default():
