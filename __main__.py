@@ -128,16 +128,17 @@ migrations = Migrations(
         database_host=database.endpoint,
         database_name=settings.database_name,
         master_secret_arn=database.master_secret_arn,
+        schema_owner_connect_arn=database.schema_owner_connect_arn,
         fingerprint=migrations_fingerprint(),
         database=database.instance,
     ),
 )
-# Through the Secrets Manager endpoint, only the migration runner may read, and only the owner's secret.
+# Through the Secrets Manager endpoint, only the migrations' bootstrap may read, and only the master secret.
 secrets_endpoint_policy = EndpointPolicy(
     f"{prefix}-secretsmanager-endpoint",
     EndpointPolicyArgs(
         endpoint_id=network.endpoints["secretsmanager"].id,
-        principal_arns=[migrations.function.role.arn],
+        principal_arns=[migrations.bootstrap.role.arn],
         actions=["secretsmanager:GetSecretValue"],
         resources=[database.master_secret_arn],
     ),

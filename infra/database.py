@@ -1,10 +1,11 @@
 """Aurora PostgreSQL Serverless v2: encrypted, TLS only, master password kept by RDS in Secrets Manager.
 
-Two database roles: the master (owner) role, whose RDS-managed secret only the migration runner
-reads, and `ddbsync_replicator`, created by a migration with DML rights on ddbsync's tables only
-(schema/grants.py), which the replicator
-reaches with IAM authentication (no password anywhere). An RDS Proxy with end-to-end IAM
-authentication and TLS can stand in front of the cluster. An existing cluster can be named instead.
+Three database roles: the master user, whose RDS-managed secret only the migrations' one-time bootstrap
+reads; `ddbsync_schema_owner`, which owns the tables and runs the migrations with IAM authentication;
+and `ddbsync_replicator`, created by a migration with DML rights on ddbsync's tables only
+(schema/grants.py), which the replicator reaches with IAM authentication (no password anywhere). An
+RDS Proxy with end-to-end IAM authentication and TLS can stand in front of the cluster. An existing
+cluster can be named instead.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pulumi_aws as aws
 from infra.iam import assume_role_policy, policy_document, statement
 from infra.logs import log_group
 from infra.network import POSTGRES_PORT, allow_between
-from schema.grants import REPLICATOR_ROLE
+from schema.grants import REPLICATOR_ROLE, SCHEMA_OWNER_ROLE
 
 REPLICATOR_DB_USER = REPLICATOR_ROLE
 CLUSTER_PARAMETERS = {
@@ -54,10 +55,12 @@ class DatabaseArgs:
     partition: pulumi.Input[str] = "aws"
 
 
-def db_connect_arn(args: DatabaseArgs, resource_id: pulumi.Input[str]) -> pulumi.Output[str]:
-    """What `rds-db:connect` names: the replicator's database user on one cluster or proxy."""
+def db_connect_arn(
+    args: DatabaseArgs, resource_id: pulumi.Input[str], user: str = REPLICATOR_DB_USER
+) -> pulumi.Output[str]:
+    """What `rds-db:connect` names: one database user on one cluster or proxy."""
     return pulumi.Output.all(args.partition, args.region, args.account_id, resource_id).apply(
-        lambda v: f"arn:{v[0]}:rds-db:{v[1]}:{v[2]}:dbuser:{v[3]}/{REPLICATOR_DB_USER}"
+        lambda v: f"arn:{v[0]}:rds-db:{v[1]}:{v[2]}:dbuser:{v[3]}/{user}"
     )
 
 
@@ -68,6 +71,7 @@ class Database(pulumi.ComponentResource):
     master_secret_arn: pulumi.Output[str]
     replicator_host: pulumi.Output[str]
     replicator_connect_arn: pulumi.Output[str]  # the resource of the replicator's `rds-db:connect`
+    schema_owner_connect_arn: pulumi.Output[str]  # the migration runner's, on the cluster itself
     instance: aws.rds.ClusterInstance | None  # the writer, when the stack creates the cluster
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -80,6 +84,7 @@ class Database(pulumi.ComponentResource):
             self.master_secret_arn = pulumi.Output.from_input(args.existing_secret_arn)
             self.replicator_host = self.endpoint
             self.replicator_connect_arn = db_connect_arn(args, args.existing_cluster_resource_id)
+            self.schema_owner_connect_arn = db_connect_arn(args, args.existing_cluster_resource_id, SCHEMA_OWNER_ROLE)
             self.instance = None
             self.register_outputs({"endpoint": self.endpoint})
             return
@@ -149,6 +154,7 @@ class Database(pulumi.ComponentResource):
         self.master_secret_arn = self.cluster.master_user_secrets.apply(lambda secrets: secrets[0]["secret_arn"])
         self.replicator_host = self.endpoint
         self.replicator_connect_arn = db_connect_arn(args, self.cluster.cluster_resource_id)
+        self.schema_owner_connect_arn = db_connect_arn(args, self.cluster.cluster_resource_id, SCHEMA_OWNER_ROLE)
         if args.rds_proxy:
             self._proxy(name, args, child)
         self.register_outputs({"endpoint": self.endpoint, "replicator_host": self.replicator_host})

@@ -63,6 +63,14 @@ def url_for_iam_user(token: str, env: Mapping[str, str] = os.environ) -> str:
     return _tls_url(env[IAM_USER_ENV], token, env[HOST_ENV], port, dbname, env)
 
 
+def url_with_iam_token(rds_client, env: Mapping[str, str] = os.environ) -> str:
+    """A URL for `$DDBSYNC_DB_IAM_USER` with a fresh token: tokens live fifteen minutes, so make one per connection."""
+    token = rds_client.generate_db_auth_token(
+        DBHostname=env[HOST_ENV], Port=int(env.get(PORT_ENV, "5432")), DBUsername=env[IAM_USER_ENV]
+    )
+    return url_for_iam_user(token, env)
+
+
 def libpq_url(url: str) -> str:
     """Accept SQLAlchemy-style URLs too (`postgresql+psycopg2://`) where libpq wants `postgresql://`."""
     scheme, sep, rest = url.partition("://")

@@ -1,4 +1,4 @@
-"""What the replicator's database role may do, table by table: the one place migrations take their GRANTs from.
+"""The database roles, and what the replicator may do table by table: the one place migrations take their GRANTs from.
 
 Per table, never `ON ALL TABLES` or default privileges: the replicator gets DML on the tables it
 mirrors into and on the tombstones, INSERT only on the rejects it writes, and nothing on
@@ -15,6 +15,10 @@ from sqlalchemy.dialects import postgresql
 from schema.metadata import REJECTS_TABLE
 
 REPLICATOR_ROLE = "ddbsync_replicator"
+# Owns ddbsync's tables and runs the migrations on deploy, logging in with IAM: the RDS master user's
+# secret is needed only once, to run the migrations up to the one that creates this role.
+SCHEMA_OWNER_ROLE = "ddbsync_schema_owner"
+SCHEMA_OWNER_REVISION = "861145bb5bbf"
 # Applying a batch upserts, deletes and reads versions; the purge deletes old tombstones.
 DML = "SELECT, INSERT, UPDATE, DELETE"
 # Rejects are only ever added by the replicator; `ddbsync rejects replay` marks them replayed as the
@@ -22,6 +26,21 @@ DML = "SELECT, INSERT, UPDATE, DELETE"
 PRIVILEGES = {REJECTS_TABLE: "INSERT"}
 
 _quote = postgresql.dialect().identifier_preparer.quote
+
+
+def create_iam_login_role(role: str) -> str:
+    """SQL creating `role` if missing, able to log in, with no password: on Aurora, by IAM token (`rds_iam`)."""
+    return f"""
+    DO $$
+    BEGIN
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
+            CREATE ROLE {role} LOGIN;
+        END IF;
+        IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'rds_iam') THEN
+            GRANT rds_iam TO {role};
+        END IF;
+    END $$
+    """
 
 
 def replicator_grant(table: str) -> str:

@@ -105,6 +105,7 @@ def test_functions_use_the_key_only_through_the_services_that_need_it(dev):
     assert via_services(dev, "ddbsync-dev-replicator-policy") == [
         f"{service}.{REGION}.amazonaws.com" for service in ("dynamodb", "lambda", "sqs")
     ], "the encrypted stream, the function's environment, the encrypted on-failure queue"
-    assert via_services(dev, "ddbsync-dev-migrate-policy") == [
+    assert via_services(dev, "ddbsync-dev-migrate-bootstrap-policy") == [
         f"{service}.{REGION}.amazonaws.com" for service in ("lambda", "secretsmanager")
-    ], "the function's environment, the owner's encrypted secret"
+    ], "the function's environment, the master user's encrypted secret"
+    assert via_services(dev, "ddbsync-dev-migrate-policy") == [f"lambda.{REGION}.amazonaws.com"]

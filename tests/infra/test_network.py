@@ -39,13 +39,13 @@ def test_functions_reach_the_database_and_the_endpoints_and_nothing_else_in_the_
     }
 
 
-def test_through_the_secrets_manager_endpoint_only_the_migration_runner_reads_only_the_owner_secret(dev):
+def test_through_the_secrets_manager_endpoint_only_the_bootstrap_reads_only_the_master_secret(dev):
     endpoint_policy = dev.one("aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy").inputs
     assert endpoint_policy["vpcEndpointId"] == "ddbsync-dev-secretsmanager-id"
     (statement,) = json.loads(endpoint_policy["policy"])["Statement"]
     assert statement == {
         "Effect": "Allow",
-        "Principal": {"AWS": [f"arn:aws:iam::{ACCOUNT}:role/ddbsync-dev-migrate-role"]},
+        "Principal": {"AWS": [f"arn:aws:iam::{ACCOUNT}:role/ddbsync-dev-migrate-bootstrap-role"]},
         "Action": ["secretsmanager:GetSecretValue"],
         "Resource": [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!cluster-x"],
     }

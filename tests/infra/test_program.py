@@ -9,6 +9,7 @@ import pytest
 from infra.migrations import migrations_fingerprint
 from infra.settings import SettingsError, parse_settings
 from schema.dynamodb import table_definition
+from schema.grants import SCHEMA_OWNER_REVISION
 from schema.model import MappingError, load_mappings
 from tests.infra.conftest import ACCOUNT, REGION, run_program
 
@@ -96,10 +97,17 @@ def test_replicator_reads_only_its_streams_and_connects_only_as_its_user(dev):
     ]
 
 
-def test_migration_runner_reads_only_the_owner_secret(dev):
-    statements = policy(dev, "ddbsync-dev-migrate-policy")
-    assert statements["OwnerSecret"]["Resource"] == [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!cluster-x"]
-    assert "ReadOwnStreams" not in statements
+def test_migrations_read_the_master_secret_only_to_bootstrap_then_connect_as_the_schema_owner(dev):
+    bootstrap = policy(dev, "ddbsync-dev-migrate-bootstrap-policy")
+    assert bootstrap["OwnerSecret"]["Resource"] == [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!cluster-x"]
+    assert "ReadOwnStreams" not in bootstrap and not any(s.startswith("Connect") for s in bootstrap)
+    runner = policy(dev, "ddbsync-dev-migrate-policy")
+    assert runner["ConnectAsSchemaOwner"]["Resource"] == [
+        f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:cluster-RESOURCEID/ddbsync_schema_owner"
+    ]
+    assert not any(a.startswith("secretsmanager:") for s in runner.values() for a in s["Action"])
+    variables = dev.one("aws:lambda/function:Function", "migrate-bootstrap").inputs["environment"]["variables"]
+    assert variables["DDBSYNC_MIGRATE_TO"] == SCHEMA_OWNER_REVISION
 
 
 def test_no_secret_in_any_function_environment(dev, prod):
@@ -195,11 +203,15 @@ def test_alarms_watch_lag_errors_and_dropped_records(dev, prod):
 
 
 def test_migrations_run_on_deploy_when_they_change(dev):
-    invocation = dev.one("aws:lambda/invocation:Invocation").inputs
+    invocation = dev.one("aws:lambda/invocation:Invocation", "upgrade-head").inputs
     assert invocation["functionName"] == "ddbsync-dev-migrate"
     assert invocation["triggers"] == {"migrations": migrations_fingerprint()}
-    migrate = dev.one("aws:lambda/function:Function", "migrate").inputs
+    (migrate,) = [f.inputs for f in dev.of_type("aws:lambda/function:Function") if f.name == "ddbsync-dev-migrate"]
     assert migrate["handler"] == "handlers.migrate.handler"
+    assert migrate["environment"]["variables"]["DDBSYNC_DB_IAM_USER"] == "ddbsync_schema_owner"
+    bootstrap = dev.one("aws:lambda/invocation:Invocation", "bootstrap").inputs
+    assert bootstrap["functionName"] == "ddbsync-dev-migrate-bootstrap"
+    assert bootstrap["triggers"]["revision"] == SCHEMA_OWNER_REVISION, "once per cluster, not on every deploy"
 
 
 def test_migration_fingerprint_follows_the_mappings(tmp_path):

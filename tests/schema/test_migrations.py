@@ -117,13 +117,15 @@ def test_a_table_a_new_mapping_adds_is_the_replicators_after_its_generated_migra
         'dynamodb_table = "Orders"\npartition_key = "orderId"\n[attributes]\norderId = { type = "S" }\n'
     )
 
-    # When autogenerate writes its migration and it is applied
+    # When autogenerate writes its migration and the schema owner, as the deploy does, applies it
     revision = alembic(tmp_path, empty_database, "revision", "--autogenerate", "-m", "orders", mappings=mappings)
     assert revision.returncode == 0, revision.stderr
     (generated,) = (tmp_path / "schema" / "versions").glob("*_orders.py")
     upgrade_body = generated.read_text().split("def upgrade()")[1].split("def downgrade()")[0]
     assert "op.execute('GRANT SELECT, INSERT, UPDATE, DELETE ON orders TO ddbsync_replicator')" in upgrade_body
-    assert alembic(tmp_path, empty_database, "upgrade", "head", mappings=mappings).returncode == 0
+    as_schema_owner = empty_database.replace("postgres@", "ddbsync_schema_owner@", 1)
+    upgrade = alembic(tmp_path, as_schema_owner, "upgrade", "head", mappings=mappings)
+    assert upgrade.returncode == 0, upgrade.stderr
 
     # Then the replicator, connected as its own role, writes the new table
     as_replicator = empty_database.replace("postgres@", "ddbsync_replicator@", 1)

@@ -95,3 +95,20 @@ def test_replicator_touches_nothing_but_what_replication_needs(database, stateme
     with pytest.raises(psycopg2.errors.InsufficientPrivilege):
         connection.cursor().execute(statement)
     connection.close()
+
+
+def test_the_schema_owner_owns_ddbsyncs_tables_and_nothing_more(database, mappings):
+    with psycopg2.connect(database) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+        owners = dict(cursor.fetchall())
+        cursor.execute(
+            "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = 'ddbsync_schema_owner'"
+        )
+        assert cursor.fetchone() == (False, False, False), "no superuser rights, no roles, no databases"
+        cursor.execute("CREATE TABLE reporting_cache (id int PRIMARY KEY)")
+    tables = {m.sql_table for m in mappings} | {"ddbsync_tombstones", "ddbsync_rejects", "alembic_version"}
+    assert owners == {table: "ddbsync_schema_owner" for table in tables}
+    connection = psycopg2.connect(database.replace("postgres@", "ddbsync_schema_owner@", 1))
+    with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+        connection.cursor().execute("SELECT * FROM reporting_cache")
+    connection.close()
