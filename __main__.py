@@ -16,8 +16,9 @@ from infra.endpoint_policy import EndpointPolicy, EndpointPolicyArgs
 from infra.flow_logs import FlowLogs, FlowLogsArgs
 from infra.function import VpcFunctionArgs
 from infra.migrations import Migrations, MigrationsArgs, migrations_fingerprint
-from infra.network import Network, NetworkArgs
+from infra.network import STREAMS_SERVICE, Network, NetworkArgs
 from infra.package import build_lambda_archive
+from infra.redrive import Redrive, RedriveArgs
 from infra.replication import Replication, ReplicationArgs
 from infra.settings import OPTIONS, SettingsError, parse_settings
 from infra.tables import Tables, TablesArgs
@@ -151,14 +152,27 @@ replication = Replication(
         database_host=database.replicator_host,
         database_name=settings.database_name,
         db_connect_arn=database.replicator_connect_arn,
-        batch_size=settings.batch_size,
-        batching_window_seconds=settings.batching_window_seconds,
-        maximum_retry_attempts=settings.maximum_retry_attempts,
-        maximum_record_age_seconds=settings.maximum_record_age_seconds,
-        parallelization_factor=settings.parallelization_factor,
+        delivery=settings.delivery(),
         depends_on=[migrations.invocation],
     ),
 )
+redrive = None
+if settings.redrive_schedule != "off":
+    redrive = Redrive(
+        f"{prefix}-redrive",
+        RedriveArgs(
+            function=function,
+            schedule_expression=settings.redrive_schedule,
+            queue_arn=replication.queue.arn,
+            queue_url=replication.queue.url,
+            stream_arns=list(tables.stream_arns.values()),
+            streams_endpoint_url=network.endpoint_url(STREAMS_SERVICE),
+            database_host=database.replicator_host,
+            database_name=settings.database_name,
+            db_connect_arn=database.replicator_connect_arn,
+            depends_on=[migrations.invocation],
+        ),
+    )
 alarms = Alarms(
     prefix,
     AlarmsArgs(
@@ -175,4 +189,6 @@ pulumi.export("database_endpoint", database.endpoint)
 pulumi.export("replicator_host", database.replicator_host)
 pulumi.export("replicator_function", replication.function.function.name)
 pulumi.export("on_failure_queue_url", replication.queue.url)
+if redrive is not None:
+    pulumi.export("redrive_function", redrive.function.function.name)
 pulumi.export("master_secret_arn", database.master_secret_arn)

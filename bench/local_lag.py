@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ddbsync.local.demo import Deliveries, generated_changes, write_while_replicating  # noqa: E402
 from ddbsync.local.stack import LocalStack, handler_metrics_discarded  # noqa: E402
-from ddbsync.local.stream_runner import RunnerSettings  # noqa: E402
+from schema.delivery import StreamDelivery  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def measure(args: argparse.Namespace) -> tuple[list[float], float, float]:
     """Run the writer and the runners together; lags in seconds, elapsed seconds, writer's worst delay."""
-    stack = LocalStack(settings=RunnerSettings(batch_size=args.batch_size)).start()
+    stack = LocalStack(settings=StreamDelivery(batch_size=args.batch_size)).start()
     deliveries = Deliveries()
     try:
         rng = random.Random(1)

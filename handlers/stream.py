@@ -8,7 +8,9 @@ Environment:
   `DATABASE_URL`.
 - `DDBSYNC_STREAM_VIEW_TYPE` (set by the Pulumi program): KEYS_ONLY or OLD_IMAGE fails at startup.
 - `DDBSYNC_MAPPINGS`: a folder of mappings other than the packaged ones.
-One function can serve several tables; each record's `eventSourceARN` names its mapping.
+One function can serve several tables; each record's `eventSourceARN` names its mapping. While the
+database is away, a batch waits (retried with backoff) until shortly before the invocation's end,
+then goes back to Lambda for another invocation: an outage delays the stream, it never skips it.
 """
 
 from __future__ import annotations
@@ -16,22 +18,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities import parameters
 
-from ddbsync.core import Replicator
-from ddbsync.core.connection import connect
 from ddbsync.core.decode import check_view_type
-from schema.database import (
-    DATABASE_URL_ENV,
-    HOST_ENV,
-    IAM_USER_ENV,
-    PORT_ENV,
-    resolve_database_url,
-    url_for_iam_user,
-)
+from handlers.runtime import invocation_deadline, replicator_from_environment
 from schema.model import load_mappings
 
 logger = Logger(service="ddbsync-stream")
@@ -40,44 +31,25 @@ metrics = Metrics(namespace="ddbsync", service="ddbsync-stream")
 # Startup fails here, with the table and attribute named, if a mapping or the stream cannot work.
 MAPPINGS = load_mappings()
 check_view_type(os.environ.get("DDBSYNC_STREAM_VIEW_TYPE"), "DDBSYNC_STREAM_VIEW_TYPE")
-
-
-def _fetch_secret(arn: str) -> str:
-    # Cached for five minutes, so a rotated password is picked up without a cold start.
-    return parameters.get_secret(arn, max_age=300)
-
-
-def database_url() -> str:
-    """Where to connect, per connection: IAM tokens live fifteen minutes, so one is made each time."""
-    if os.environ.get(IAM_USER_ENV) and not os.environ.get(DATABASE_URL_ENV):
-        token = _rds.generate_db_auth_token(
-            DBHostname=os.environ[HOST_ENV],
-            Port=int(os.environ.get(PORT_ENV, "5432")),
-            DBUsername=os.environ[IAM_USER_ENV],
-        )
-        return url_for_iam_user(token)
-    return resolve_database_url(_fetch_secret)
-
-
-_rds = boto3.client("rds") if os.environ.get(IAM_USER_ENV) else None
-replicator = Replicator(MAPPINGS, lambda: connect(database_url()))
+replicator = replicator_from_environment(MAPPINGS)
 
 
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Apply one batch from the event source mapping; report only what a retry can fix."""
-    result = replicator.process(event.get("Records", []))
+    """Apply one batch from the event source mapping; report only what waiting could not mend."""
+    result = replicator.process(event.get("Records", []), invocation_deadline(context))
     metrics.add_metric(name="RecordsApplied", unit=MetricUnit.Count, value=result.applied)
     metrics.add_metric(name="RecordsRejected", unit=MetricUnit.Count, value=result.rejected)
     metrics.add_metric(name="BatchLatency", unit=MetricUnit.Milliseconds, value=result.seconds * 1000)
-    log = logger.warning if result.retry_from else logger.info
-    log(
+    metrics.add_metric(name="DatabaseWaitSeconds", unit=MetricUnit.Seconds, value=replicator.outage.seconds)
+    logger.info(
         "batch done",
         records=result.records,
         upserted=result.counts.upserted,
         deleted=result.counts.deleted,
         stale=result.counts.stale,
         rejected=result.rejected,
+        attempts=result.attempts,
         retry_from=result.retry_from,
         error=result.error,
         seconds=round(result.seconds, 4),

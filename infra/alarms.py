@@ -39,7 +39,8 @@ class Alarms(pulumi.ComponentResource):
         function = {"FunctionName": args.function_name}
         self.iterator_age = alarm(
             "iterator-age",
-            "Replication is behind the DynamoDB stream; records expire after 24 h",
+            "Replication is behind the DynamoDB stream (the database may be away: batches wait, nothing is "
+            "skipped); records are set aside after 20 h and expire from the stream after 24 h",
             namespace="AWS/Lambda",
             metric_name="IteratorAge",
             dimensions=function,
@@ -49,7 +50,7 @@ class Alarms(pulumi.ComponentResource):
         )
         self.errors = alarm(
             "errors",
-            "The replicator failed a batch (it will be retried, bisected, then sent to the queue)",
+            "The replicator raised (a missing table, a bug): the batch is retried until it is set aside",
             namespace="AWS/Lambda",
             metric_name="Errors",
             dimensions=function,
@@ -59,7 +60,7 @@ class Alarms(pulumi.ComponentResource):
         )
         self.dropped = alarm(
             "on-failure-queue",
-            "Stream records were given up on: re-drive them or re-backfill",
+            "Stream records were set aside: the scheduled re-drive applies them, or run `ddbsync redrive`",
             namespace="AWS/SQS",
             metric_name="ApproximateNumberOfMessagesVisible",
             dimensions={"QueueName": args.queue_name},

@@ -55,6 +55,16 @@ class DatabaseArgs:
     partition: pulumi.Input[str] = "aws"
 
 
+def replicator_login(host: pulumi.Input[str], database_name: str) -> dict[str, pulumi.Input[str]]:
+    """The environment of a function that connects as the replicator with an IAM token (no secret)."""
+    return {
+        "DDBSYNC_DB_IAM_USER": REPLICATOR_DB_USER,
+        "DDBSYNC_DB_HOST": host,
+        "DDBSYNC_DB_PORT": str(POSTGRES_PORT),
+        "DDBSYNC_DB_NAME": database_name,
+    }
+
+
 def db_connect_arn(
     args: DatabaseArgs, resource_id: pulumi.Input[str], user: str = REPLICATOR_DB_USER
 ) -> pulumi.Output[str]:

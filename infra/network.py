@@ -1,7 +1,9 @@
 """The private network: subnets in two or more zones, security groups, and the endpoints the functions use.
 
-No NAT and no internet gateway: the functions reach Secrets Manager through an interface endpoint,
-and only the replicator and the migration runner may reach the database port.
+No NAT and no internet gateway: the functions reach each AWS service they call through an interface
+endpoint (Secrets Manager for the migration runner; SQS and DynamoDB Streams for the re-drive), and
+only the functions may reach the database port. DynamoDB Streams' endpoint has no private DNS name:
+its callers are given the endpoint's own DNS name (`endpoint_url`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import pulumi_aws as aws
 
 POSTGRES_PORT = 5432
 SecurityGroupRule = type[aws.vpc.SecurityGroupIngressRule] | type[aws.vpc.SecurityGroupEgressRule]
+STREAMS_SERVICE = "dynamodb-streams"
+# Services whose interface endpoint offers no private DNS: clients use the endpoint's own name.
+WITHOUT_PRIVATE_DNS = frozenset({STREAMS_SERVICE})
 
 
 @dataclass
@@ -23,8 +28,8 @@ class NetworkArgs:
     availability_zones: tuple[str, ...] = ()  # two or more; Aurora needs subnets in two zones
     existing_vpc_id: str | None = None
     existing_subnet_ids: tuple[str, ...] = ()
-    # Interface endpoints the functions need; Secrets Manager at least.
-    endpoint_services: tuple[str, ...] = field(default=("secretsmanager",))
+    # Interface endpoints the functions need.
+    endpoint_services: tuple[str, ...] = field(default=("secretsmanager", "sqs", STREAMS_SERVICE))
 
 
 class Network(pulumi.ComponentResource):
@@ -123,12 +128,16 @@ class Network(pulumi.ComponentResource):
                 service_name=pulumi.Output.concat("com.amazonaws.", args.region, f".{service}"),
                 subnet_ids=self.subnet_ids,
                 security_group_ids=[self.endpoint_sg.id],
-                private_dns_enabled=True,
+                private_dns_enabled=service not in WITHOUT_PRIVATE_DNS,
                 opts=child,
             )
             for service in args.endpoint_services
         }
         self.register_outputs({"vpc_id": self.vpc_id, "subnet_ids": self.subnet_ids})
+
+    def endpoint_url(self, service: str) -> pulumi.Output[str]:
+        """`https://` and the regional DNS name of the service's interface endpoint."""
+        return self.endpoints[service].dns_entries.apply(lambda entries: f"https://{entries[0].dns_name}")
 
 
 def allow_between(

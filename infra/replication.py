@@ -1,8 +1,10 @@
 """Streams -> Lambda -> Aurora: the replicator function, one event source mapping per table, the DLQ.
 
-The mappings are created only after the migrations ran (`depends_on`), start at TRIM_HORIZON, bisect
-failing batches, retry a bounded number of times, drop nothing silently (on-failure records go to an
-encrypted SQS queue) and use `ReportBatchItemFailures`, which the handler's contract relies on.
+The mappings are created only after the migrations ran (`depends_on`) and take their delivery
+settings from `schema.delivery` (the local stack runs with the same): TRIM_HORIZON, retries without
+limit and no bisecting (bad data never fails a batch; what fails is the database being away, which
+waiting mends), a maximum record age under the stream's 24 hours, an encrypted SQS on-failure queue
+for what is set aside after that, and `ReportBatchItemFailures`, which the handler's contract relies on.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from dataclasses import dataclass, field, replace
 import pulumi
 import pulumi_aws as aws
 
-from infra.database import REPLICATOR_DB_USER
+from infra.database import replicator_login
 from infra.function import VpcFunction, VpcFunctionArgs
 from infra.iam import statement
-from infra.network import POSTGRES_PORT
+from schema.delivery import StreamDelivery
 from schema.dynamodb import STREAM_VIEW_TYPE
 
 HANDLER = "handlers.stream.handler"
@@ -29,11 +31,7 @@ class ReplicationArgs:
     database_host: pulumi.Input[str]
     database_name: str
     db_connect_arn: pulumi.Input[str]
-    batch_size: int = 100
-    batching_window_seconds: int = 1
-    maximum_retry_attempts: int = 5
-    maximum_record_age_seconds: int = 3600
-    parallelization_factor: int = 1
+    delivery: StreamDelivery = field(default_factory=StreamDelivery)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
@@ -53,11 +51,9 @@ class Replication(pulumi.ComponentResource):
         function_args = replace(
             args.function,
             handler=HANDLER,
+            timeout_seconds=args.delivery.function_timeout_seconds,
             environment={
-                "DDBSYNC_DB_IAM_USER": REPLICATOR_DB_USER,
-                "DDBSYNC_DB_HOST": args.database_host,
-                "DDBSYNC_DB_PORT": str(POSTGRES_PORT),
-                "DDBSYNC_DB_NAME": args.database_name,
+                **replicator_login(args.database_host, args.database_name),
                 "DDBSYNC_STREAM_VIEW_TYPE": STREAM_VIEW_TYPE,
                 "POWERTOOLS_SERVICE_NAME": "ddbsync-stream",
                 "POWERTOOLS_METRICS_NAMESPACE": "ddbsync",
@@ -76,18 +72,19 @@ class Replication(pulumi.ComponentResource):
             key_services=("dynamodb", "sqs"),
         )
         self.function = VpcFunction(name, function_args, opts=child)
+        delivery = args.delivery
         self.mappings = {
             table: aws.lambda_.EventSourceMapping(
                 f"{name}-{table}",
                 event_source_arn=stream_arn,
                 function_name=self.function.function.arn,
-                starting_position="TRIM_HORIZON",
-                batch_size=args.batch_size,
-                maximum_batching_window_in_seconds=args.batching_window_seconds,
-                bisect_batch_on_function_error=True,
-                maximum_retry_attempts=args.maximum_retry_attempts,
-                maximum_record_age_in_seconds=args.maximum_record_age_seconds,
-                parallelization_factor=args.parallelization_factor,
+                starting_position=delivery.starting_position,
+                batch_size=delivery.batch_size,
+                maximum_batching_window_in_seconds=delivery.maximum_batching_window_in_seconds,
+                bisect_batch_on_function_error=delivery.bisect_batch_on_function_error,
+                maximum_retry_attempts=delivery.maximum_retry_attempts,
+                maximum_record_age_in_seconds=delivery.maximum_record_age_in_seconds,
+                parallelization_factor=delivery.parallelization_factor,
                 function_response_types=["ReportBatchItemFailures"],
                 destination_config=aws.lambda_.EventSourceMappingDestinationConfigArgs(
                     on_failure=aws.lambda_.EventSourceMappingDestinationConfigOnFailureArgs(

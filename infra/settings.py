@@ -7,10 +7,15 @@ with the key and the allowed values in the message, before any resource is plann
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from schema.delivery import STREAM_RETENTION_SECONDS, UNLIMITED, StreamDelivery
+
 ARCHITECTURES = ("arm64", "x86_64")
+DELIVERY = StreamDelivery()  # the defaults the local stack runs with too
+SCHEDULE_EXPRESSION = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\)|off)$")
 
 
 class SettingsError(ValueError):
@@ -44,17 +49,29 @@ class StackSettings:
     existing_cluster_resource_id: str | None = None
     architecture: str = "arm64"
     memory_mb: int = 512
-    timeout_seconds: int = 60
-    batch_size: int = 100
-    batching_window_seconds: int = 1
-    maximum_retry_attempts: int = 5
-    maximum_record_age_seconds: int = 3600
-    parallelization_factor: int = 1
+    timeout_seconds: int = DELIVERY.function_timeout_seconds
+    batch_size: int = DELIVERY.batch_size
+    batching_window_seconds: int = DELIVERY.maximum_batching_window_in_seconds
+    maximum_retry_attempts: int = DELIVERY.maximum_retry_attempts
+    maximum_record_age_seconds: int = DELIVERY.maximum_record_age_in_seconds
+    parallelization_factor: int = DELIVERY.parallelization_factor
+    redrive_schedule: str = "rate(1 hour)"  # `off`: re-drive only by hand (`ddbsync redrive`)
     log_retention_days: int = 30
     iterator_age_alarm_ms: int = 60_000
     alarm_topic_arn: str | None = None
     tables: tuple[str, ...] = ()  # DynamoDB tables (mapping names) to deploy; empty: all of them
     adopt_tables: tuple[str, ...] = ()  # existing DynamoDB tables to use instead of creating them
+
+    def delivery(self) -> StreamDelivery:
+        """The event source mapping settings this stack deploys (and the local stack runs with by default)."""
+        return StreamDelivery(
+            batch_size=self.batch_size,
+            maximum_batching_window_in_seconds=self.batching_window_seconds,
+            maximum_retry_attempts=self.maximum_retry_attempts,
+            maximum_record_age_in_seconds=self.maximum_record_age_seconds,
+            parallelization_factor=self.parallelization_factor,
+            function_timeout_seconds=self.timeout_seconds,
+        )
 
 
 LOG_RETENTION_DAYS = (
@@ -105,6 +122,19 @@ def _one_of(key: str, allowed: tuple[Any, ...], kind: Callable[[Any], Any] = str
         if chosen not in allowed:
             raise SettingsError(f"ddbsync:{key} = {value!r}: allowed values are {', '.join(map(str, allowed))}")
         return chosen
+
+    return check
+
+
+def _schedule(key: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        text = str(value).strip()
+        if not SCHEDULE_EXPRESSION.match(text):
+            raise SettingsError(
+                f"ddbsync:{key} = {value!r}: allowed values are a schedule expression "
+                "(rate(1 hour), cron(0 * * * ? *)) or off"
+            )
+        return text
 
     return check
 
@@ -163,8 +193,13 @@ OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "timeoutSeconds": ("timeout_seconds", _ranged("timeoutSeconds", 3, 900)),
     "batchSize": ("batch_size", _ranged("batchSize", 1, 10000)),
     "batchingWindowSeconds": ("batching_window_seconds", _ranged("batchingWindowSeconds", 0, 300)),
-    "maximumRetryAttempts": ("maximum_retry_attempts", _ranged("maximumRetryAttempts", 0, 10000)),
-    "maximumRecordAgeSeconds": ("maximum_record_age_seconds", _ranged("maximumRecordAgeSeconds", 60, 604800)),
+    "maximumRetryAttempts": ("maximum_retry_attempts", _ranged("maximumRetryAttempts", UNLIMITED, 10000)),
+    # Past the stream's 24 h a set-aside range can no longer be re-driven: the age stays below it.
+    "maximumRecordAgeSeconds": (
+        "maximum_record_age_seconds",
+        _ranged("maximumRecordAgeSeconds", 60, STREAM_RETENTION_SECONDS),
+    ),
+    "redriveSchedule": ("redrive_schedule", _schedule("redriveSchedule")),
     "parallelizationFactor": ("parallelization_factor", _ranged("parallelizationFactor", 1, 10)),
     "logRetentionDays": ("log_retention_days", _one_of("logRetentionDays", LOG_RETENTION_DAYS, int)),
     "iteratorAgeAlarmMs": ("iterator_age_alarm_ms", _ranged("iteratorAgeAlarmMs", 1000, 86_400_000)),

@@ -13,7 +13,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
 
-from ddbsync.local.stream_runner import lambda_json
+from ddbsync.streams.records import lambda_json
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 _serializer = TypeSerializer()

@@ -1,16 +1,20 @@
 """One stream batch, end to end: decode, coalesce, apply, commit, and the failure contract.
 
 The contract is that of Lambda's `ReportBatchItemFailures` for streams:
-- data that cannot be applied goes to the rejects table and the batch succeeds (no blocked shard);
-- an error that may pass (lost connection, deadlock, serialization failure) rolls the whole batch
-  back and reports its first record, so Lambda delivers the batch again from there;
-- anything else (a missing table, a bug) raises, so the event source mapping's retries, bisection
-  and on-failure destination take over. Nothing is ever committed half.
+- data that cannot be applied goes to the rejects table and the batch succeeds: bad data never
+  blocks a shard;
+- an error that may pass (the database away, a lost connection, a deadlock; see `errors.py`) rolls
+  the batch back and waits: the batch is tried again, with backoff, until the invocation's deadline;
+  then its first record is reported, so Lambda delivers the batch again from there. An outage never
+  skips a batch;
+- anything else (a missing table, a bug) raises, for the event source mapping's retries and its
+  on-failure destination. Nothing is ever committed half.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections import defaultdict
 from contextlib import suppress
@@ -24,6 +28,7 @@ import psycopg2.extensions
 from ddbsync.core.apply import Applier, ApplyCounts
 from ddbsync.core.coalesce import last_change_per_item
 from ddbsync.core.decode import Change, ConfigurationError, Reject, decode_record, sequence_number
+from ddbsync.core.errors import ErrorKind, describe, error_kind
 from ddbsync.core.rejects import RejectedRecord, write_rejects
 from ddbsync.core.tombstones import TOMBSTONE_RETENTION, purge_tombstones
 from schema.model import Mappings, TableMapping
@@ -31,11 +36,8 @@ from schema.model import Mappings, TableMapping
 logger = logging.getLogger(__name__)
 
 PURGE_INTERVAL_SECONDS = 3600
-
-# Errors after which the same batch may well succeed: report it for retry.
-RETRYABLE_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
-# Errors that mean some value does not fit the database: find the record and reject it.
-DATA_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError)
+FIRST_PAUSE_SECONDS = 0.2  # backoff while the database is away: doubling from here ...
+LONGEST_PAUSE_SECONDS = 5.0  # ... up to here, so a database that is back is noticed within seconds
 
 Connect = Callable[[], psycopg2.extensions.connection]
 
@@ -52,6 +54,7 @@ class BatchResult:
     retry_from: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    attempts: int = 0  # tries of the batch's write; more than one means it waited for the database
 
     @property
     def applied(self) -> int:
@@ -61,6 +64,32 @@ class BatchResult:
         """The `ReportBatchItemFailures` answer for Lambda."""
         failures = [] if self.retry_from is None else [{"itemIdentifier": self.retry_from}]
         return {"batchItemFailures": failures}
+
+
+class Outage:
+    """How long the database has been away, so it is logged once when it goes and once when it is back."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def failed(self, error: BaseException) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            logger.warning("database unavailable, waiting for it (nothing is skipped): %s", describe(error))
+
+    def recovered(self) -> None:
+        if self.since is not None:
+            logger.warning("database back after %.1f s of waiting", time.monotonic() - self.since)
+            self.since = None
+
+    @property
+    def seconds(self) -> float:
+        return 0.0 if self.since is None else time.monotonic() - self.since
+
+
+def pause_before(attempt: int) -> float:
+    """Exponential backoff with jitter, so many shards waiting on one database do not return in step."""
+    return min(LONGEST_PAUSE_SECONDS, FIRST_PAUSE_SECONDS * 2**attempt) * random.uniform(0.5, 1.0)
 
 
 def _by_table(changes: list[Change]) -> list[tuple[TableMapping, list[Change]]]:
@@ -83,6 +112,7 @@ class Replicator:
         self._applier = Applier()
         self.tombstone_retention = tombstone_retention
         self._next_purge = 0.0  # the first successful batch purges; then once an hour
+        self.outage = Outage()
 
     def connection(self) -> psycopg2.extensions.connection:
         """The open connection, or a new one if there is none or the last one broke."""
@@ -97,33 +127,41 @@ class Replicator:
             self._connection.close()
         self._connection = None
 
-    def process(self, records: Sequence[dict[str, Any]]) -> BatchResult:
-        """Apply one batch of stream records in one transaction."""
+    def process(self, records: Sequence[dict[str, Any]], deadline: float | None = None) -> BatchResult:
+        """Apply one batch of stream records in one transaction, waiting for the database until `deadline`.
+
+        `deadline` is a `time.monotonic()` value: the invocation's end less a margin. Without one the
+        batch is tried once, and a database that is away hands it straight back for retry.
+        """
         started = time.perf_counter()
         result = BatchResult(records=len(records))
         if not records:
             return result
         decoded = [decode_record(record, i, self.mappings) for i, record in enumerate(records)]
-        changes = [d for d in decoded if isinstance(d, Change)]
+        changes = last_change_per_item(d for d in decoded if isinstance(d, Change))
         rejects = [
             RejectedRecord(records[d.position], d.reason, d.table_name) for d in decoded if isinstance(d, Reject)
         ]
-        try:
-            result.counts, late_rejects = self._write(
-                self.connection(), last_change_per_item(changes), rejects, records
-            )
-            rejects += late_rejects
-        except RETRYABLE_ERRORS as error:
-            self._discard()
-            result.retry_from = str(sequence_number(records[0]))
-            result.error = f"{type(error).__name__}: {str(error).strip()}"
-            logger.warning("batch rolled back, will be retried: %s", result.error)
-        except BaseException:
-            self._discard()
-            raise
-        result.rejected = len(rejects) if result.retry_from is None else 0
-        if result.retry_from is None:
-            self._purge_tombstones_when_due()
+        while True:
+            result.attempts += 1
+            try:
+                result.counts, late_rejects = self._write(self.connection(), changes, rejects, records)
+                break
+            except BaseException as error:
+                self._discard()
+                if error_kind(error) is not ErrorKind.WAIT:
+                    raise
+                self.outage.failed(error)
+                pause = pause_before(result.attempts - 1)
+                if deadline is None or time.monotonic() + pause >= deadline:
+                    result.retry_from = str(sequence_number(records[0]))
+                    result.error = describe(error)
+                    result.seconds = time.perf_counter() - started
+                    return result
+                time.sleep(pause)
+        self.outage.recovered()
+        result.rejected = len(rejects) + len(late_rejects)
+        self._purge_tombstones_when_due()
         result.seconds = time.perf_counter() - started
         return result
 
@@ -138,8 +176,10 @@ class Replicator:
                 purged = purge_tombstones(cursor, self.tombstone_retention)
             if purged:
                 logger.info("purged %d expired tombstones", purged)
-        except RETRYABLE_ERRORS as error:
-            logger.warning("tombstone purge skipped: %s", str(error).strip())
+        except psycopg2.Error as error:
+            if error_kind(error) is not ErrorKind.WAIT:
+                raise
+            logger.warning("tombstone purge skipped: %s", describe(error))
             self._discard()
 
     def _write(
@@ -160,9 +200,11 @@ class Replicator:
             if not rejects and len(groups) <= 1:
                 try:
                     return self._apply_groups(cursor, groups), []
-                except DATA_ERRORS as error:
+                except psycopg2.Error as error:
+                    if error_kind(error) is not ErrorKind.DATA:
+                        raise
                     # The statement failed as a whole; find the record in a transaction below.
-                    logger.warning("a value did not fit the database, isolating it: %s", str(error).strip())
+                    logger.warning("a value did not fit the database, isolating it: %s", describe(error))
             cursor.execute("BEGIN")
             try:
                 counts, late_rejects = self._apply_isolating_bad_rows(cursor, groups, records)
@@ -186,17 +228,21 @@ class Replicator:
         cursor.execute("SAVEPOINT ddbsync_batch")
         try:
             return self._apply_groups(cursor, groups), []
-        except DATA_ERRORS as error:
-            logger.warning("a value did not fit the database, isolating it: %s", str(error).strip())
+        except psycopg2.Error as error:
+            if error_kind(error) is not ErrorKind.DATA:
+                raise
+            logger.warning("a value did not fit the database, isolating it: %s", describe(error))
             cursor.execute("ROLLBACK TO SAVEPOINT ddbsync_batch")
         counts, rejects = ApplyCounts(), []
         for change in (change for _, changes in groups for change in changes):
             cursor.execute("SAVEPOINT ddbsync_change")
             try:
                 counts += self._applier.apply(cursor, change.table, [change])
-            except DATA_ERRORS as error:
+            except psycopg2.Error as error:
+                if error_kind(error) is not ErrorKind.DATA:
+                    raise
                 cursor.execute("ROLLBACK TO SAVEPOINT ddbsync_change")
-                reason = f"database refused the row: {str(error).strip().splitlines()[0]}"
+                reason = f"database refused the row: {describe(error)}"
                 rejects.append(RejectedRecord(records[change.position], reason, change.table.dynamodb_table))
             cursor.execute("RELEASE SAVEPOINT ddbsync_change")
         return counts, rejects

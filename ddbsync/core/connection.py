@@ -9,11 +9,16 @@ from schema.database import libpq_url
 
 
 def connect(url: str, application_name: str = "ddbsync") -> psycopg2.extensions.connection:
-    """A connection with timeouts and keepalives, so a dead peer surfaces as a retryable error."""
+    """A connection with timeouts and keepalives, so a dead peer surfaces as an error that waits.
+
+    The timeouts are short because the handler waits for the database by trying again, within its
+    invocation's time: one attempt must never take most of it.
+    """
     return psycopg2.connect(
         libpq_url(url),
         application_name=application_name,
-        connect_timeout=10,
+        connect_timeout=5,
+        tcp_user_timeout=15_000,  # milliseconds unacknowledged data may wait: a failover's dead peer
         keepalives=1,
         keepalives_idle=30,
         keepalives_interval=10,

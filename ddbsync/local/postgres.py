@@ -133,9 +133,13 @@ class PostgresServer:
         )
         key.chmod(0o600)
 
-    def stop(self, keep_data: bool = False) -> None:
-        """Stop the server (fast shutdown) and remove its data unless asked to keep it."""
+    def stop(self, keep_data: bool = False, mode: str = "fast") -> None:
+        """Stop the server and remove its data unless asked to keep it.
+
+        `mode="immediate"` ends every process at once without a checkpoint, as a crash or a failover
+        does to a client; `start()` then recovers the same data directory.
+        """
         if (self.data_dir / "postmaster.pid").exists():
-            self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+            self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop")
         if not keep_data:
             shutil.rmtree(self.data_dir, ignore_errors=True)

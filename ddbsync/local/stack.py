@@ -23,7 +23,8 @@ from typing import Any, Callable, Iterator
 import boto3
 
 from ddbsync.local.postgres import PostgresServer, free_port
-from ddbsync.local.stream_runner import BatchReport, RunnerSettings, StreamRunner
+from ddbsync.local.stream_runner import POLL_INTERVAL_SECONDS, BatchReport, StreamRunner
+from schema.delivery import StreamDelivery
 from schema.dynamodb import table_definition
 from schema.migrations import upgrade_head
 from schema.model import Mappings, load_mappings
@@ -96,7 +97,7 @@ class LocalStack:
     """moto + PostgreSQL + the mapped tables + one stream runner per table."""
 
     mappings: Mappings = field(default_factory=load_mappings)
-    settings: RunnerSettings = field(default_factory=RunnerSettings)
+    settings: StreamDelivery = field(default_factory=StreamDelivery)  # what the Pulumi program deploys
     moto: MotoServer = field(default_factory=MotoServer)
     postgres: PostgresServer | None = None
     database_url: str = ""
@@ -107,8 +108,13 @@ class LocalStack:
         return self.moto.endpoint
 
     def start(self) -> LocalStack:
-        """Start both servers, create the tables with streams, migrate the database, point clients at them."""
-        if os.environ.get("DATABASE_URL"):
+        """Start both servers, create the tables with streams, migrate the database, point clients at them.
+
+        The database is the given server, else `$DATABASE_URL`, else a server of the stack's own.
+        """
+        if self.postgres is not None:
+            self.database_url = self.postgres.url
+        elif os.environ.get("DATABASE_URL"):
             self.database_url = os.environ["DATABASE_URL"]
         else:
             self.postgres = PostgresServer().start()
@@ -137,11 +143,16 @@ class LocalStack:
     def client(self, service: str) -> Any:
         return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION)
 
+    @property
+    def queue_url(self) -> str:
+        """The on-failure queue's URL."""
+        return self.client("sqs").get_queue_url(QueueName=FAILURE_QUEUE)["QueueUrl"]
+
     def runners(self, on_batch: Any = None) -> list[StreamRunner]:
         """One event source mapping per table, all calling the Lambda handler."""
         handler = load_handler()
         streams, sqs = self.client("dynamodbstreams"), self.client("sqs")
-        queue_url = sqs.get_queue_url(QueueName=FAILURE_QUEUE)["QueueUrl"]
+        queue_url = self.queue_url
 
         def on_failure(info: dict[str, Any]) -> None:
             sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(info))
@@ -182,7 +193,7 @@ def handler_metrics_discarded() -> Iterator[None]:
 
 def replicate_until(runners: list[StreamRunner], done: Callable[[], bool]) -> None:
     """Poll every runner at their poll interval, as the event source mappings would, until `done()`."""
-    interval = runners[0].settings.poll_interval_seconds if runners else 0.05
+    interval = runners[0].poll_interval_seconds if runners else POLL_INTERVAL_SECONDS
     while not done():
         for runner in runners:
             runner.poll()
@@ -199,7 +210,7 @@ def drain(runners: list[StreamRunner], timeout: float = 60.0) -> None:
         quiet = quiet + 1 if all(r.caught_up() for r in runners) else 0
         if time.monotonic() > deadline:
             raise TimeoutError("the stream runners did not catch up in time")
-        time.sleep(runners[0].settings.poll_interval_seconds if runners else 0)
+        time.sleep(runners[0].poll_interval_seconds if runners else 0)
 
 
 __all__ = [

@@ -3,33 +3,45 @@
 Reads the stream through the public DynamoDB Streams API (describe_stream, get_shard_iterator,
 get_records), shard by shard, parents before children, from TRIM_HORIZON; gathers batches up to a
 batch size or a batching window; calls the very same handler Lambda calls, with Lambda's event
-shape; honours `ReportBatchItemFailures` (delivers again from the reported record); retries a
-failing batch a bounded number of times, then hands an on-failure record (Lambda's
-`DDBStreamBatchInfo`) to the on-failure destination and moves on. Checkpoints live in memory.
+shape and a context that tells the remaining time of a function with the configured timeout;
+honours `ReportBatchItemFailures` (delivers again from the reported record); retries a failing batch
+with backoff as often as the settings allow (by default without limit), and sets aside records older
+than the maximum record age: an on-failure record (Lambda's `DDBStreamBatchInfo`) goes to the
+on-failure destination and the shard moves on. The settings are `schema.delivery.StreamDelivery`,
+the very ones the Pulumi program gives the event source mappings. Checkpoints live in memory.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Callable
+
+from ddbsync.streams.records import lambda_record
+from schema.delivery import StreamDelivery
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any], Any], Any]
+POLL_INTERVAL_SECONDS = 0.05
+LONGEST_RETRY_PAUSE_SECONDS = 1.0  # the handler itself waits for the database; this only paces raising handlers
 
 
-@dataclass(frozen=True)
-class RunnerSettings:
-    """The event source mapping settings the runner honours (same names as Lambda's)."""
+@dataclass
+class InvocationContext:
+    """The parts of Lambda's context object a handler reads: who it is and how much time it has left."""
 
-    batch_size: int = 100
-    maximum_batching_window_in_seconds: float = 0.0  # Lambda's default for streams
-    maximum_retry_attempts: int = 3
-    poll_interval_seconds: float = 0.05
+    function_name: str
+    timeout_seconds: float
+    started: float = field(default_factory=time.monotonic)
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.started + self.timeout_seconds - time.monotonic()) * 1000))
 
 
 @dataclass
@@ -51,28 +63,9 @@ class _Shard:
     iterator: str | None = None
     buffer: list[dict[str, Any]] = field(default_factory=list)
     buffered_since: float | None = None
-    attempts: int = 0
+    attempts: int = 0  # failed calls of the batch at the head of the buffer
+    retry_at: float = 0.0  # no new call before this (backoff after a failed one)
     closed: bool = False  # no more records will ever come (iterator ran out)
-
-
-def lambda_json(value: Any) -> Any:
-    """boto3's typed values with binary as base64 text, as Lambda's JSON carries it."""
-    if isinstance(value, (bytes, bytearray)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, dict):
-        return {k: lambda_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [lambda_json(v) for v in value]
-    return value
-
-
-def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
-    """A record from get_records in the shape Lambda delivers (epoch times, base64, eventSourceARN)."""
-    dynamodb = {k: lambda_json(v) for k, v in record["dynamodb"].items() if k != "ApproximateCreationDateTime"}
-    created = record["dynamodb"].get("ApproximateCreationDateTime")
-    if isinstance(created, datetime):
-        dynamodb["ApproximateCreationDateTime"] = created.timestamp()
-    return {**{k: v for k, v in record.items() if k != "dynamodb"}, "dynamodb": dynamodb, "eventSourceARN": stream_arn}
 
 
 class StreamRunner:
@@ -83,14 +76,18 @@ class StreamRunner:
         streams_client: Any,
         stream_arn: str,
         handler: Handler,
-        settings: RunnerSettings = RunnerSettings(),
+        settings: StreamDelivery = StreamDelivery(),
         on_failure: Callable[[dict[str, Any]], None] | None = None,
         on_batch: Callable[[BatchReport], None] | None = None,
+        function_name: str = "ddbsync-local-replicator",
+        poll_interval_seconds: float = POLL_INTERVAL_SECONDS,
     ) -> None:
         self.client = streams_client
         self.stream_arn = stream_arn
         self.handler = handler
         self.settings = settings
+        self.function_name = function_name
+        self.poll_interval_seconds = poll_interval_seconds
         self.on_failure = on_failure or (lambda info: logger.error("batch dropped after retries: %s", info))
         self.on_batch = on_batch or (lambda report: None)
         self.shards: dict[str, _Shard] = {}
@@ -136,7 +133,10 @@ class StreamRunner:
 
     def _deliver_due(self, shard: _Shard, now: float) -> int:
         delivered = 0
-        while shard.buffer:
+        while shard.buffer and now >= shard.retry_at:
+            delivered += self._set_aside_expired(shard)
+            if not shard.buffer:
+                break
             full = len(shard.buffer) >= self.settings.batch_size
             waited = (
                 shard.buffered_since is not None
@@ -149,14 +149,29 @@ class StreamRunner:
             delivered += done
             if done < len(batch):
                 break  # retried later from the reported record
+            now = time.monotonic()
         if not shard.buffer:
             shard.buffered_since = None
         return delivered
 
+    def _set_aside_expired(self, shard: _Shard) -> int:
+        """Records past the maximum record age go to the on-failure destination, as Lambda does."""
+        now = time.time()
+        expired = 0
+        for record in shard.buffer:
+            created = record["dynamodb"].get("ApproximateCreationDateTime")
+            if created is None or not self.settings.too_old(now - created):
+                break
+            expired += 1
+        if expired:
+            self.on_failure(self._failure_record(shard, shard.buffer[:expired], "RecordAgeExceeded"))
+        return self._advance(shard, expired)
+
     def _invoke(self, shard: _Shard, batch: list[dict[str, Any]]) -> int:
-        """One handler call; returns how many records of the batch are done with (applied or given up)."""
+        """One handler call; returns how many records of the batch are done with (applied or set aside)."""
+        context = InvocationContext(self.function_name, self.settings.function_timeout_seconds)
         try:
-            response = self.handler({"Records": batch}, None)
+            response = self.handler({"Records": batch}, context)
             failures = (response or {}).get("batchItemFailures") or []
         except Exception:
             logger.exception("handler raised; the whole batch is retried")
@@ -168,23 +183,26 @@ class StreamRunner:
         first = next((i for i, r in enumerate(batch) if r["dynamodb"]["SequenceNumber"] in failed), 0)
         self._advance(shard, first)
         shard.attempts += 1
-        if shard.attempts > self.settings.maximum_retry_attempts:
+        if self.settings.retries_exhausted(shard.attempts):
             dropped = batch[first:]
-            self.on_failure(self._failure_record(shard, dropped))
+            self.on_failure(self._failure_record(shard, dropped, "RetryAttemptsExhausted"))
             return first + self._advance(shard, len(dropped))
+        pause = min(LONGEST_RETRY_PAUSE_SECONDS, 0.05 * 2**shard.attempts)
+        shard.retry_at = time.monotonic() + pause
         return first
 
     def _advance(self, shard: _Shard, count: int) -> int:
         if count:
             del shard.buffer[:count]
             shard.attempts = 0
+            shard.retry_at = 0.0
             shard.buffered_since = time.monotonic() if shard.buffer else None
         return count
 
-    def _failure_record(self, shard: _Shard, records: list[dict[str, Any]]) -> dict[str, Any]:
-        """What Lambda sends to an on-failure destination: where the dropped records are, not the records."""
+    def _failure_record(self, shard: _Shard, records: list[dict[str, Any]], condition: str) -> dict[str, Any]:
+        """What Lambda sends to an on-failure destination: where the set-aside records are, not the records."""
         return {
-            "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": shard.attempts},
+            "requestContext": {"condition": condition, "approximateInvokeCount": shard.attempts},
             "DDBStreamBatchInfo": {
                 "shardId": shard.shard_id,
                 "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],

@@ -62,6 +62,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs.update(arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}", name=name)
         elif args.typ == "aws:iam/role:Role":
             outputs.update(arn=f"arn:aws:iam::{ACCOUNT}:role/{args.name}")
+        elif args.typ == "aws:ec2/vpcEndpoint:VpcEndpoint":
+            service = args.inputs["serviceName"].rsplit(".", 1)[1]
+            dns = f"vpce-0abc-{service}.{REGION}.vpce.amazonaws.com"
+            outputs.update(dnsEntries=[{"dnsName": dns, "hostedZoneId": "Z1"}])
         elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
             outputs.update(arn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}")
         return f"{args.name}-id", outputs

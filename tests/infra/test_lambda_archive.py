@@ -31,6 +31,7 @@ def test_archive_holds_the_handlers_the_mappings_and_the_migrations(host_archive
     assert {
         "handlers/stream.py",
         "handlers/migrate.py",
+        "handlers/redrive.py",
         "alembic.ini",
         "schema/env.py",
         "schema/mappings/employees.toml",
@@ -41,7 +42,9 @@ def test_archive_holds_the_handlers_the_mappings_and_the_migrations(host_archive
         n.startswith("schema/versions/") and n.endswith("_initial_tables_for_the_shipped_mappings.py") for n in names
     )
     assert any(n.startswith("psycopg2/") for n in names) and any(n.startswith("aws_lambda_powertools/") for n in names)
-    assert not any(n.startswith(("boto3/", "botocore/", "tests/", "infra/", "ddbsync/local/")) for n in names)
+    assert not any(
+        n.startswith(("boto3/", "botocore/", "tests/", "infra/", "ddbsync/local/", "ddbsync/cli/")) for n in names
+    )
     assert not any("__pycache__" in n for n in names)
 
 
@@ -70,7 +73,7 @@ def test_handlers_import_from_the_unpacked_archive_alone(host_archive, tmp_path)
     task = tmp_path / "task"
     zipfile.ZipFile(host_archive.path).extractall(task)
     probe = (
-        "import handlers.stream, handlers.migrate; "
+        "import handlers.stream, handlers.migrate, handlers.redrive; "
         "print(handlers.stream.MAPPINGS.for_dynamodb_table('Employees').sql_table)"
     )
     # -S: no site-packages and no .pth hooks; only the archive and the runtime's own modules.

@@ -51,10 +51,10 @@ def test_event_source_mappings_are_safe_for_streams(dev):
     for mapping in mappings:
         settings = mapping.inputs
         assert settings["startingPosition"] == "TRIM_HORIZON"
-        assert settings["bisectBatchOnFunctionError"] is True
+        assert settings["bisectBatchOnFunctionError"] is False, "bad data never fails a batch: nothing to bisect"
         assert settings["functionResponseTypes"] == ["ReportBatchItemFailures"]
-        assert 0 <= settings["maximumRetryAttempts"] < 10000 and settings["maximumRetryAttempts"] != -1
-        assert 60 <= settings["maximumRecordAgeInSeconds"] <= 86400
+        assert settings["maximumRetryAttempts"] == -1, "an outage waits: retries without limit"
+        assert settings["maximumRecordAgeInSeconds"] == 20 * 3600, "set aside while the stream still holds it"
         assert settings["batchSize"] == 100 and settings["maximumBatchingWindowInSeconds"] == 1
         assert settings["parallelizationFactor"] == 1
         assert settings["destinationConfig"]["onFailure"]["destinationArn"].endswith("replicator-on-failure")
@@ -159,7 +159,7 @@ def test_database_is_private_tls_only_and_serverless_v2(dev):
     ]
     assert rule["fromPort"] == rule["toPort"] == 5432
     assert rule["referencedSecurityGroupId"] == "ddbsync-dev-functions-id" and not rule.get("cidrIpv4")
-    endpoint = dev.one("aws:ec2/vpcEndpoint:VpcEndpoint").inputs
+    endpoint = dev.one("aws:ec2/vpcEndpoint:VpcEndpoint", "secretsmanager").inputs
     assert endpoint["serviceName"] == f"com.amazonaws.{REGION}.secretsmanager" and endpoint["privateDnsEnabled"]
 
 
@@ -293,6 +293,12 @@ def test_an_existing_vpc_and_cluster_can_be_used():
         ({"minCapacity": 8, "maxCapacity": 2}, "ddbsync:minCapacity (8.0) must not exceed ddbsync:maxCapacity (2.0)"),
         ({"existingVpcId": "vpc-1"}, "ddbsync:existingVpcId and ddbsync:existingSubnetIds go together"),
         ({"batchSzie": 10}, "ddbsync:batchSzie is not an option"),
+        ({"maximumRetryAttempts": -2}, "ddbsync:maximumRetryAttempts = -2: allowed values are -1 to 10000"),
+        (
+            {"maximumRecordAgeSeconds": 604800},
+            "ddbsync:maximumRecordAgeSeconds = 604800: allowed values are 60 to 86400",
+        ),
+        ({"redriveSchedule": "hourly"}, "ddbsync:redriveSchedule = 'hourly': allowed values are a schedule expression"),
     ],
 )
 def test_bad_config_names_the_key_and_the_allowed_values(config, message):
@@ -329,3 +335,58 @@ def test_pulumi_yaml_documents_every_option_and_the_dev_stack_is_valid():
     deployment = run_program(dev_config, stack="dev-yaml")
     scaling = deployment.one("aws:rds/cluster:Cluster").inputs["serverlessv2ScalingConfiguration"]
     assert scaling == {"minCapacity": 0.5, "maxCapacity": 2}
+
+
+def test_the_local_stack_runs_with_the_event_source_mappings_settings(dev):
+    from ddbsync.local.stack import LocalStack
+
+    local = LocalStack().settings
+    mapping = dev.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")[0].inputs
+    deployed = {
+        "batch_size": mapping["batchSize"],
+        "maximum_batching_window_in_seconds": mapping["maximumBatchingWindowInSeconds"],
+        "maximum_retry_attempts": mapping["maximumRetryAttempts"],
+        "maximum_record_age_in_seconds": mapping["maximumRecordAgeInSeconds"],
+        "bisect_batch_on_function_error": mapping["bisectBatchOnFunctionError"],
+        "parallelization_factor": mapping["parallelizationFactor"],
+        "starting_position": mapping["startingPosition"],
+        "function_timeout_seconds": dev.one("aws:lambda/function:Function", "replicator").inputs["timeout"],
+    }
+    assert {name: getattr(local, name) for name in deployed} == deployed
+
+
+def test_redrive_runs_on_a_schedule_with_only_the_queue_streams_and_replicator_login(dev):
+    function = dev.one("aws:lambda/function:Function", "redrive").inputs
+    assert function["handler"] == "handlers.redrive.handler"
+    env = function["environment"]["variables"]
+    assert env["DDBSYNC_ON_FAILURE_QUEUE_URL"].endswith("/ddbsync-dev-replicator-on-failure")
+    assert env["DDBSYNC_DB_IAM_USER"] == "ddbsync_replicator" and "DDBSYNC_DB_SECRET_ARN" not in env
+    assert env["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"] == "https://vpce-0abc-dynamodb-streams.eu-west-1.vpce.amazonaws.com"
+    (policy,) = [doc for name, doc in dev.policies() if name == "ddbsync-dev-redrive-policy"]
+    granted = {tuple(st["Action"]): st["Resource"] for st in policy["Statement"]}
+    assert granted[("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility")] == [
+        "arn:aws:sqs:eu-west-1:123456789012:ddbsync-dev-replicator-on-failure"
+    ]
+    assert all(
+        arn.endswith("/stream/2026-11-23T00:00:00.000")
+        for arn in granted[("dynamodb:GetShardIterator", "dynamodb:GetRecords")]
+    )
+    schedule = dev.one("aws:scheduler/schedule:Schedule").inputs
+    assert schedule["scheduleExpression"] == "rate(1 hour)"
+    assert schedule["target"]["arn"] == "arn:aws:lambda:eu-west-1:123456789012:function:ddbsync-dev-redrive"
+    (invoke,) = [doc for name, doc in dev.policies() if name == "ddbsync-dev-redrive-scheduler"]
+    assert invoke["Statement"][0]["Resource"] == [schedule["target"]["arn"]]
+
+
+def test_functions_reach_sqs_and_streams_through_vpc_endpoints(dev):
+    endpoints = {e.inputs["serviceName"]: e.inputs for e in dev.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")}
+    assert endpoints["com.amazonaws.eu-west-1.sqs"]["privateDnsEnabled"] is True
+    assert endpoints["com.amazonaws.eu-west-1.dynamodb-streams"]["privateDnsEnabled"] is False
+    assert endpoints["com.amazonaws.eu-west-1.secretsmanager"]["vpcEndpointType"] == "Interface"
+
+
+def test_redrive_schedule_can_be_turned_off():
+    deployment = run_program({"redriveSchedule": "off"}, stack="manual")
+    assert deployment.of_type("aws:scheduler/schedule:Schedule") == []
+    handlers = {f.inputs["handler"] for f in deployment.of_type("aws:lambda/function:Function")}
+    assert handlers == {"handlers.stream.handler", "handlers.migrate.handler"}

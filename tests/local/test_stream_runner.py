@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import boto3
 import pytest
 from moto import mock_aws
 
 from ddbsync.local.stack import aws_environment
-from ddbsync.local.stream_runner import RunnerSettings, StreamRunner
+from ddbsync.local.stream_runner import StreamRunner
+from schema.delivery import StreamDelivery
 from schema.dynamodb import table_definition
 from schema.model import load_mappings
 
@@ -52,11 +54,18 @@ class Recorder:
         return {"batchItemFailures": [{"itemIdentifier": failed}] if failed else []}
 
 
-def drain(runner: StreamRunner) -> None:
-    for _ in range(50):
+def settings(**changes) -> StreamDelivery:
+    """The deployed delivery settings, without the batching window so tests need not wait for it."""
+    return StreamDelivery(**{"maximum_batching_window_in_seconds": 0, **changes})
+
+
+def drain(runner: StreamRunner, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         runner.poll()
         if runner.caught_up():
             return
+        time.sleep(0.01)
     raise AssertionError("runner did not catch up")
 
 
@@ -65,7 +74,7 @@ def test_batches_respect_batch_size_and_order(employees_stream):
     for key in range(1, 8):
         put(dynamodb, key)
     handler = Recorder()
-    drain(StreamRunner(streams, arn, handler, RunnerSettings(batch_size=3)))
+    drain(StreamRunner(streams, arn, handler, settings(batch_size=3)))
     assert handler.calls == [["1", "2", "3"], ["4", "5", "6"], ["7"]]
 
 
@@ -73,7 +82,9 @@ def test_records_have_lambdas_event_shape(employees_stream):
     dynamodb, streams, arn = employees_stream
     put(dynamodb, 1, blob={"B": b"\x00\xff"})
     events = []
-    runner = StreamRunner(streams, arn, lambda event, context: events.append(event) or {"batchItemFailures": []})
+    runner = StreamRunner(
+        streams, arn, lambda event, context: events.append(event) or {"batchItemFailures": []}, settings()
+    )
     drain(runner)
     (record,) = events[0]["Records"]
     assert record["eventSourceARN"] == arn and record["eventName"] == "INSERT"
@@ -85,7 +96,7 @@ def test_reported_failure_delivers_again_from_that_record(employees_stream):
     dynamodb, streams, arn = employees_stream
     for key in range(1, 6):
         put(dynamodb, key)
-    runner = StreamRunner(streams, arn, lambda e, c: {"batchItemFailures": []}, RunnerSettings(batch_size=10))
+    runner = StreamRunner(streams, arn, lambda e, c: {"batchItemFailures": []}, settings(batch_size=10))
     runner._discover()
     records = streams.get_records(
         ShardIterator=streams.get_shard_iterator(
@@ -106,7 +117,7 @@ def test_bounded_retries_then_the_on_failure_destination(employees_stream):
     failures = []
     handler = Recorder(raise_times=10)
     runner = StreamRunner(
-        streams, arn, handler, RunnerSettings(batch_size=10, maximum_retry_attempts=2), on_failure=failures.append
+        streams, arn, handler, settings(batch_size=10, maximum_retry_attempts=2), on_failure=failures.append
     )
     drain(runner)
     assert len(handler.calls) == 3, "the first call and two retries"
@@ -127,3 +138,42 @@ def test_child_shard_waits_for_its_parent():
     assert runner._ready(runner.shards["parent"]) and not runner._ready(runner.shards["child"])
     runner.shards["parent"].closed = True
     assert runner._ready(runner.shards["child"])
+
+
+def test_by_default_a_failing_batch_is_retried_until_it_succeeds(employees_stream):
+    dynamodb, streams, arn = employees_stream
+    for key in (1, 2):
+        put(dynamodb, key)
+    failures = []
+    handler = Recorder(raise_times=8)  # more than the bounded retries of old (3 locally, 5 on AWS)
+    drain(StreamRunner(streams, arn, handler, settings(), on_failure=failures.append), timeout=60)
+    assert handler.calls == [["1", "2"]] * 9
+    assert failures == [], "nothing is set aside while retrying can still succeed"
+
+
+def test_records_past_the_maximum_age_are_set_aside_not_delivered(employees_stream):
+    dynamodb, streams, arn = employees_stream
+    put(dynamodb, 1)
+    time.sleep(1.2)
+    put(dynamodb, 2)
+    failures = []
+    handler = Recorder()
+    runner = StreamRunner(streams, arn, handler, settings(maximum_record_age_in_seconds=1), on_failure=failures.append)
+    drain(runner)
+    assert handler.calls == [["2"]]
+    (info,) = failures
+    assert info["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert info["DDBStreamBatchInfo"]["batchSize"] == 1
+
+
+def test_the_handler_is_told_the_time_left_of_the_configured_timeout(employees_stream):
+    dynamodb, streams, arn = employees_stream
+    put(dynamodb, 1)
+    remaining = []
+
+    def handler(event, context):
+        remaining.append(context.get_remaining_time_in_millis())
+        return {"batchItemFailures": []}
+
+    drain(StreamRunner(streams, arn, handler, settings(function_timeout_seconds=7)))
+    assert 6000 < remaining[0] <= 7000

@@ -1,0 +1,74 @@
+"""The `ddbsync` command: the local stack, the demo, the rejects and the re-drive.
+
+One module per verb group; this one parses the arguments and prints a problem the user can fix as
+one line (exit status 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ddbsync.cli.output import CommandError
+
+
+def _positive(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="ddbsync", description="Keep Aurora PostgreSQL in step with DynamoDB.")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser("demo", help="run the local stack, replicate the seed walk-through and more, stop")
+    demo.add_argument("--changes", type=_positive, default=3000, help="generated changes after the walk-through")
+    demo.add_argument("--rate", type=_positive, default=1000, help="changes per second the writer aims for")
+    rejects = commands.add_parser("rejects", help="records that could not be applied ($DATABASE_URL)")
+    what = rejects.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = what.add_parser("list", help="count the pending rejects per table and reason")
+    replay = what.add_parser("replay", help="apply the pending rejects the current mappings accept")
+    replay.add_argument("--limit", type=_positive, default=1000, help="at most this many (default 1000)")
+    for command in (listing, replay):
+        command.add_argument("--table", help="only this DynamoDB table")
+    redrive = commands.add_parser(
+        "redrive", help="re-read the ranges in the on-failure queue from the stream and apply them ($DATABASE_URL)"
+    )
+    redrive.add_argument("--queue", help="on-failure queue URL or name (default: the running local stack's)")
+    redrive.add_argument("--batch-size", type=_positive, default=100, help="records per apply (default 100)")
+    local = commands.add_parser("local", help="the local stack: moto server + PostgreSQL + stream runners")
+    actions = local.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = actions.add_parser("up", help="start the stack and replicate until stopped (Ctrl-C or `local down`)")
+    up.add_argument("--batch-size", type=_positive, default=100, help="records per handler call (default 100)")
+    down = actions.add_parser("down", help="stop a stack started by `local up`")
+    for command in (up, down):
+        command.add_argument("--keep", action="store_true", help="keep the PostgreSQL data directory")
+    return root
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "rejects":
+        from ddbsync.cli.rejects import rejects_command
+
+        return rejects_command(args.action, args.table, getattr(args, "limit", 1000))
+    if args.command == "redrive":
+        from ddbsync.cli.redrive import redrive_command
+
+        return redrive_command(args.queue, args.batch_size)
+    if args.command == "demo":
+        from ddbsync.local.demo import run_demo
+
+        return run_demo(changes=args.changes, rate=args.rate)
+    from ddbsync.cli.local import local_down, local_up
+
+    return local_up(args.batch_size, args.keep) if args.action == "up" else local_down(args.keep)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return _run(args)
+    except CommandError as error:
+        print(f"ddbsync {args.command}: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,1 @@
+"""The DynamoDB Streams flow outside Lambda's own delivery: records as Lambda shapes them, re-drive."""
