@@ -109,3 +109,6 @@ def test_functions_use_the_key_only_through_the_services_that_need_it(dev):
         f"{service}.{REGION}.amazonaws.com" for service in ("lambda", "secretsmanager")
     ], "the function's environment, the master user's encrypted secret"
     assert via_services(dev, "ddbsync-dev-migrate-policy") == [f"lambda.{REGION}.amazonaws.com"]
+    assert via_services(dev, "ddbsync-dev-redrive-policy") == [
+        f"{service}.{REGION}.amazonaws.com" for service in ("dynamodb", "lambda", "sqs")
+    ], "the re-drive reads the same encrypted queue and streams as the replicator"
