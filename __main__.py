@@ -12,6 +12,8 @@ import pulumi_aws as aws
 from infra.alarms import Alarms, AlarmsArgs
 from infra.database import Database, DatabaseArgs
 from infra.encryption import Encryption, EncryptionArgs
+from infra.endpoint_policy import EndpointPolicy, EndpointPolicyArgs
+from infra.flow_logs import FlowLogs, FlowLogsArgs
 from infra.function import VpcFunctionArgs
 from infra.migrations import Migrations, MigrationsArgs, migrations_fingerprint
 from infra.network import STREAMS_SERVICE, Network, NetworkArgs
@@ -39,7 +41,17 @@ identity = aws.get_caller_identity_output()
 region = aws.get_region_output().region
 partition = aws.get_partition_output().partition
 
-encryption = Encryption(prefix, EncryptionArgs(account_id=identity.account_id, region=region, partition=partition))
+encryption = Encryption(
+    prefix,
+    EncryptionArgs(
+        account_id=identity.account_id,
+        region=region,
+        partition=partition,
+        log_group_prefix=prefix,
+        administrators=settings.kms_key_administrators,
+        protect=settings.protect_resources,
+    ),
+)
 zones = settings.availability_zones or tuple(aws.get_availability_zones(state="available").names[:2])
 network = Network(
     prefix,
@@ -51,6 +63,16 @@ network = Network(
         existing_subnet_ids=settings.existing_subnet_ids,
     ),
 )
+if settings.flow_logs:
+    flow_logs = FlowLogs(
+        f"{prefix}-flow-logs",
+        FlowLogsArgs(
+            vpc_id=network.vpc_id,
+            kms_key_arn=encryption.key_arn,
+            account_id=identity.account_id,
+            retention_days=settings.log_retention_days,
+        ),
+    )
 database = Database(
     prefix,
     DatabaseArgs(
@@ -66,6 +88,11 @@ database = Database(
         rds_proxy=settings.rds_proxy,
         existing_cluster_endpoint=settings.existing_cluster_endpoint,
         existing_secret_arn=settings.existing_secret_arn,
+        existing_cluster_resource_id=settings.existing_cluster_resource_id,
+        log_retention_days=settings.log_retention_days,
+        final_snapshot=settings.final_snapshot,
+        keep_automated_backups=settings.keep_automated_backups,
+        protect=settings.protect_resources,
         account_id=identity.account_id,
         region=region,
         partition=partition,
@@ -102,8 +129,19 @@ migrations = Migrations(
         database_host=database.endpoint,
         database_name=settings.database_name,
         master_secret_arn=database.master_secret_arn,
+        schema_owner_connect_arn=database.schema_owner_connect_arn,
         fingerprint=migrations_fingerprint(),
         database=database.instance,
+    ),
+)
+# Through the Secrets Manager endpoint, only the migrations' bootstrap may read, and only the master secret.
+secrets_endpoint_policy = EndpointPolicy(
+    f"{prefix}-secretsmanager-endpoint",
+    EndpointPolicyArgs(
+        endpoint_id=network.endpoints["secretsmanager"].id,
+        principal_arns=[migrations.bootstrap.role.arn],
+        actions=["secretsmanager:GetSecretValue"],
+        resources=[database.master_secret_arn],
     ),
 )
 replication = Replication(

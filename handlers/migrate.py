@@ -1,43 +1,60 @@
-"""The migration runner Lambda: `alembic upgrade head` as the database owner, on each deploy.
+"""The migration runner Lambda: `alembic upgrade head` on each deploy, as the schema owner, over verified TLS.
 
 The Pulumi program invokes it whenever the migrations or mappings change, before the event source
-mappings are enabled. It reads the owner's RDS-managed secret (`DDBSYNC_DB_SECRET_ARN`), connects
-with TLS, and runs the migrations packaged beside it, which also keep the DML-only replicator role.
+mappings are enabled. Two ways to log in, chosen by the environment:
+- `DDBSYNC_DB_IAM_USER` (with `DDBSYNC_DB_HOST`/`_PORT`/`_NAME`): as that role with an IAM token, no
+  password anywhere. The deploy's migration runner is `ddbsync_schema_owner`, which owns the tables.
+- `DDBSYNC_DB_SECRET_ARN`: with the RDS master user's secret. The deploy's bootstrap runner does this,
+  once, up to the migration that creates the schema owner (`DDBSYNC_MIGRATE_TO`).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+import boto3
+from alembic import command
 from alembic.runtime.migration import MigrationContext
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities import parameters
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
-from schema.database import resolve_database_url, sqlalchemy_url
-from schema.migrations import upgrade_head
+from schema.database import DATABASE_URL_ENV, IAM_USER_ENV, resolve_database_url, sqlalchemy_url, url_with_iam_token
+from schema.migrations import alembic_config
 
 logger = Logger(service="ddbsync-migrate")
+TARGET_ENV = "DDBSYNC_MIGRATE_TO"  # a revision; default head
 
 
 def _fetch_secret(arn: str) -> str:
     return parameters.get_secret(arn)
 
 
-def current_revision(url: str) -> str | None:
-    engine = create_engine(url)
+def database_url() -> str:
+    """As the IAM user if one is named (and no `DATABASE_URL`), else from the secret."""
+    if os.environ.get(IAM_USER_ENV) and not os.environ.get(DATABASE_URL_ENV):
+        return url_with_iam_token(boto3.client("rds"))
+    return resolve_database_url(_fetch_secret)
+
+
+def current_state(url: str) -> tuple[str | None, str]:
+    """The database's revision, and the role this runner is logged in as."""
+    engine = create_engine(sqlalchemy_url(url))
     try:
         with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            user = connection.execute(text("SELECT current_user")).scalar_one()
+            return MigrationContext.configure(connection).get_current_revision(), user
     finally:
         engine.dispose()
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Upgrade to head and say from which revision to which."""
-    url = resolve_database_url(_fetch_secret)
-    before = current_revision(sqlalchemy_url(url))
-    upgrade_head(url)
-    after = current_revision(sqlalchemy_url(url))
-    logger.info("migrated", before=before, after=after, trigger=event.get("trigger"))
-    return {"before": before, "after": after}
+    """Upgrade to the target and say from which revision to which, and as whom."""
+    url = database_url()
+    target = os.environ.get(TARGET_ENV) or "head"
+    before, user = current_state(url)
+    command.upgrade(alembic_config(url), target)
+    after, _ = current_state(url)
+    logger.info("migrated", before=before, after=after, target=target, user=user, trigger=event.get("trigger"))
+    return {"before": before, "after": after, "user": user}

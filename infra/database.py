@@ -1,9 +1,11 @@
 """Aurora PostgreSQL Serverless v2: encrypted, TLS only, master password kept by RDS in Secrets Manager.
 
-Two database roles: the master (owner) role, whose RDS-managed secret only the migration runner
-reads, and `ddbsync_replicator`, created by a migration with DML rights only, which the replicator
-reaches with IAM authentication (no password anywhere). An RDS Proxy with end-to-end IAM
-authentication and TLS can stand in front of the cluster. An existing cluster can be named instead.
+Three database roles: the master user, whose RDS-managed secret only the migrations' one-time bootstrap
+reads; `ddbsync_schema_owner`, which owns the tables and runs the migrations with IAM authentication;
+and `ddbsync_replicator`, created by a migration with DML rights on ddbsync's tables only
+(schema/grants.py), which the replicator reaches with IAM authentication (no password anywhere). An
+RDS Proxy with end-to-end IAM authentication and TLS can stand in front of the cluster. An existing
+cluster can be named instead.
 """
 
 from __future__ import annotations
@@ -14,9 +16,18 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.iam import assume_role_policy, policy_document, statement
-from infra.network import POSTGRES_PORT
+from infra.logs import log_group
+from infra.network import POSTGRES_PORT, allow_between
+from schema.grants import REPLICATOR_ROLE, SCHEMA_OWNER_ROLE
 
-REPLICATOR_DB_USER = "ddbsync_replicator"
+REPLICATOR_DB_USER = REPLICATOR_ROLE
+CLUSTER_PARAMETERS = {
+    "rds.force_ssl": "1",
+    # A failing statement's text and bound parameters carry item values: keep them out of the server log.
+    "log_min_error_statement": "panic",
+    # So does an error's DETAIL (the failing row, the conflicting key): log the primary message only.
+    "log_error_verbosity": "terse",
+}
 MASTER_USER = "ddbsync_owner"
 
 
@@ -34,6 +45,11 @@ class DatabaseArgs:
     rds_proxy: bool = False
     existing_cluster_endpoint: str | None = None
     existing_secret_arn: str | None = None
+    existing_cluster_resource_id: str | None = None  # cluster-..., what `rds-db:connect` names
+    log_retention_days: int = 30
+    final_snapshot: bool = False
+    keep_automated_backups: bool = False
+    protect: bool = False  # `pulumi destroy` refuses to delete the cluster
     account_id: pulumi.Input[str] = ""
     region: pulumi.Input[str] = ""
     partition: pulumi.Input[str] = "aws"
@@ -49,10 +65,12 @@ def replicator_login(host: pulumi.Input[str], database_name: str) -> dict[str, p
     }
 
 
-def db_connect_arn(args: DatabaseArgs, resource_id: pulumi.Input[str]) -> pulumi.Output[str]:
-    """What `rds-db:connect` names: the replicator's database user on one cluster or proxy."""
+def db_connect_arn(
+    args: DatabaseArgs, resource_id: pulumi.Input[str], user: str = REPLICATOR_DB_USER
+) -> pulumi.Output[str]:
+    """What `rds-db:connect` names: one database user on one cluster or proxy."""
     return pulumi.Output.all(args.partition, args.region, args.account_id, resource_id).apply(
-        lambda v: f"arn:{v[0]}:rds-db:{v[1]}:{v[2]}:dbuser:{v[3]}/{REPLICATOR_DB_USER}"
+        lambda v: f"arn:{v[0]}:rds-db:{v[1]}:{v[2]}:dbuser:{v[3]}/{user}"
     )
 
 
@@ -63,6 +81,7 @@ class Database(pulumi.ComponentResource):
     master_secret_arn: pulumi.Output[str]
     replicator_host: pulumi.Output[str]
     replicator_connect_arn: pulumi.Output[str]  # the resource of the replicator's `rds-db:connect`
+    schema_owner_connect_arn: pulumi.Output[str]  # the migration runner's, on the cluster itself
     instance: aws.rds.ClusterInstance | None  # the writer, when the stack creates the cluster
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -74,8 +93,8 @@ class Database(pulumi.ComponentResource):
             self.endpoint = pulumi.Output.from_input(args.existing_cluster_endpoint)
             self.master_secret_arn = pulumi.Output.from_input(args.existing_secret_arn)
             self.replicator_host = self.endpoint
-            # The cluster's resource id is unknown here; the user name still scopes the permission.
-            self.replicator_connect_arn = db_connect_arn(args, "*")
+            self.replicator_connect_arn = db_connect_arn(args, args.existing_cluster_resource_id)
+            self.schema_owner_connect_arn = db_connect_arn(args, args.existing_cluster_resource_id, SCHEMA_OWNER_ROLE)
             self.instance = None
             self.register_outputs({"endpoint": self.endpoint})
             return
@@ -86,11 +105,25 @@ class Database(pulumi.ComponentResource):
             f"{name}-params",
             family=family,
             description="ddbsync: TLS required",
-            parameters=[aws.rds.ClusterParameterGroupParameterArgs(name="rds.force_ssl", value="1")],
+            parameters=[
+                aws.rds.ClusterParameterGroupParameterArgs(name=key, value=value)
+                for key, value in CLUSTER_PARAMETERS.items()
+            ],
             opts=child,
         )
+        # Named, so that the log group RDS exports to can be declared first, with the stack's key and
+        # retention; left to RDS, it would be unencrypted and kept forever.
+        identifier = f"{name}-cluster"
+        self.log_group = log_group(
+            f"{name}-postgresql-logs",
+            f"/aws/rds/cluster/{identifier}/postgresql",
+            args.kms_key_arn,
+            args.log_retention_days,
+            child,
+        )
         self.cluster = aws.rds.Cluster(
-            f"{name}-cluster",
+            identifier,
+            cluster_identifier=identifier,
             engine="aurora-postgresql",
             engine_mode="provisioned",
             engine_version=args.engine_version,
@@ -110,11 +143,12 @@ class Database(pulumi.ComponentResource):
             ),
             backup_retention_period=args.backup_retention_days,
             deletion_protection=args.deletion_protection,
-            skip_final_snapshot=not args.deletion_protection,
-            final_snapshot_identifier=f"{name}-final" if args.deletion_protection else None,
+            skip_final_snapshot=not args.final_snapshot,
+            final_snapshot_identifier=f"{name}-final" if args.final_snapshot else None,
+            delete_automated_backups=not args.keep_automated_backups,
             copy_tags_to_snapshot=True,
             enabled_cloudwatch_logs_exports=["postgresql"],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group], protect=args.protect),
         )
         self.instance = aws.rds.ClusterInstance(
             f"{name}-writer",
@@ -130,6 +164,7 @@ class Database(pulumi.ComponentResource):
         self.master_secret_arn = self.cluster.master_user_secrets.apply(lambda secrets: secrets[0]["secret_arn"])
         self.replicator_host = self.endpoint
         self.replicator_connect_arn = db_connect_arn(args, self.cluster.cluster_resource_id)
+        self.schema_owner_connect_arn = db_connect_arn(args, self.cluster.cluster_resource_id, SCHEMA_OWNER_ROLE)
         if args.rds_proxy:
             self._proxy(name, args, child)
         self.register_outputs({"endpoint": self.endpoint, "replicator_host": self.replicator_host})
@@ -162,14 +197,14 @@ class Database(pulumi.ComponentResource):
         # The proxy sits in the database's security group, which allows no one but the functions:
         # let members of the group reach each other on the database port (proxy -> cluster).
         self.proxy_rules = [
-            rule(
+            allow_between(
                 f"{name}-proxy-to-cluster-{direction}",
-                security_group_id=args.security_group_id,
-                referenced_security_group_id=args.security_group_id,
-                ip_protocol="tcp",
-                from_port=POSTGRES_PORT,
-                to_port=POSTGRES_PORT,
-                opts=child,
+                rule,
+                args.security_group_id,
+                args.security_group_id,
+                POSTGRES_PORT,
+                "RDS Proxy to the cluster, both in the database group",
+                child,
             )
             for direction, rule in (("in", aws.vpc.SecurityGroupIngressRule), ("out", aws.vpc.SecurityGroupEgressRule))
         ]

@@ -1,7 +1,8 @@
 """One customer-managed KMS key for everything the stack stores at rest.
 
 Tables, the cluster, its secret, the on-failure queue, the log groups and the functions' environment
-are encrypted with it. CloudWatch Logs may use it only for this stack's log groups.
+are encrypted with it. CloudWatch Logs may use it only for this stack's log groups; named
+administrators manage it; the account statement AWS requires keeps it from becoming unmanageable.
 """
 
 from __future__ import annotations
@@ -12,12 +13,36 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.logs import stack_log_groups
+
+# What AWS's console gives "key administrators": manage the key, never use it on data.
+ADMINISTRATOR_ACTIONS = [
+    "kms:Create*",
+    "kms:Describe*",
+    "kms:Enable*",
+    "kms:List*",
+    "kms:Put*",
+    "kms:Update*",
+    "kms:Revoke*",
+    "kms:Disable*",
+    "kms:Get*",
+    "kms:Delete*",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+    "kms:RotateKeyOnDemand",
+]
+
 
 @dataclass
 class EncryptionArgs:
     account_id: pulumi.Input[str]
     region: pulumi.Input[str]
     partition: pulumi.Input[str] = "aws"
+    log_group_prefix: str = "ddbsync"  # log groups under stack_log_groups(prefix) may use the key
+    administrators: tuple[str, ...] = ()  # IAM ARNs that manage (not use) the key
+    protect: bool = False  # `pulumi destroy` refuses to schedule the key's deletion
 
 
 class Encryption(pulumi.ComponentResource):
@@ -26,7 +51,11 @@ class Encryption(pulumi.ComponentResource):
     def __init__(self, name: str, args: EncryptionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ddbsync:infra:Encryption", name, None, opts)
         policy = pulumi.Output.all(args.account_id, args.region, args.partition).apply(
-            lambda values: json.dumps(key_policy(*values))
+            lambda values: json.dumps(
+                key_policy(
+                    *values, log_groups=stack_log_groups(args.log_group_prefix), administrators=args.administrators
+                )
+            )
         )
         self.key = aws.kms.Key(
             f"{name}-key",
@@ -34,7 +63,7 @@ class Encryption(pulumi.ComponentResource):
             enable_key_rotation=True,
             deletion_window_in_days=30,
             policy=policy,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         self.alias = aws.kms.Alias(
             f"{name}-alias",
@@ -46,30 +75,47 @@ class Encryption(pulumi.ComponentResource):
         self.register_outputs({"key_arn": self.key.arn})
 
 
-def key_policy(account_id: str, region: str, partition: str) -> dict:
-    """The account administers the key; CloudWatch Logs may use it for this account's log groups only."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
+def key_policy(
+    account_id: str, region: str, partition: str, log_groups: list[str], administrators: tuple[str, ...] = ()
+) -> dict:
+    """The account's IAM policies decide who uses the key; named administrators manage it; Logs uses it for ours."""
+    statements = [
+        {
+            # AWS's default statement: without it IAM policies could not grant the key at all, and a key
+            # whose named principals are deleted becomes unmanageable. Only this account is trusted.
+            "Sid": "AccountEnablesIamPolicies",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+            "Action": "kms:*",
+            # In a key policy, "*" means this key and nothing else.
+            "Resource": "*",
+        },
+        {
+            "Sid": "CloudWatchLogsUse",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            # AWS's example adds kms:Describe*, but a describe call carries no encryption context, so the
+            # condition below could never let it through: it is left out.
+            "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*"],
+            "Resource": "*",
+            "Condition": {
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": [
+                        f"arn:{partition}:logs:{region}:{account_id}:log-group:{pattern}" for pattern in log_groups
+                    ]
+                }
+            },
+        },
+    ]
+    if administrators:
+        statements.insert(
+            1,
             {
-                "Sid": "AccountAdministers",
+                "Sid": "KeyAdministrators",
                 "Effect": "Allow",
-                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
-                "Action": "kms:*",
-                # In a key policy, "*" means this key and nothing else.
+                "Principal": {"AWS": list(administrators)},
+                "Action": ADMINISTRATOR_ACTIONS,
                 "Resource": "*",
             },
-            {
-                "Sid": "CloudWatchLogsUse",
-                "Effect": "Allow",
-                "Principal": {"Service": f"logs.{region}.amazonaws.com"},
-                "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-                "Resource": "*",
-                "Condition": {
-                    "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{account_id}:log-group:*"
-                    }
-                },
-            },
-        ],
-    }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.iam import assume_role_policy, statement
+from infra.logs import log_group
 from infra.package import LambdaArchive
 
 RUNTIME = "python3.12"
@@ -32,6 +33,9 @@ class VpcFunctionArgs:
     environment: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     # Statements beyond logs, network interfaces and the KMS key, as plain dicts with Output values.
     statements: list[dict[str, Any]] = field(default_factory=list)
+    # AWS services that use the stack key for the function (reading an encrypted stream, sending to an
+    # encrypted queue, reading a secret); the function's own code may not use the key directly.
+    key_services: tuple[str, ...] = ()
 
 
 class VpcFunction(pulumi.ComponentResource):
@@ -40,19 +44,15 @@ class VpcFunction(pulumi.ComponentResource):
     def __init__(self, name: str, args: VpcFunctionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ddbsync:infra:VpcFunction", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/aws/lambda/{name}",
-            retention_in_days=args.log_retention_days,
-            kms_key_id=args.kms_key_arn,
-            opts=child,
+        self.log_group = log_group(
+            f"{name}-logs", f"/aws/lambda/{name}", args.kms_key_arn, args.log_retention_days, child
         )
         self.role = aws.iam.Role(
             f"{name}-role", assume_role_policy=assume_role_policy("lambda.amazonaws.com"), opts=child
         )
         base = pulumi.Output.all(
             self.log_group.arn, args.kms_key_arn, args.account_id, args.region, args.partition
-        ).apply(lambda v: _base_statements(*v))
+        ).apply(lambda v: _base_statements(*v, key_services=("lambda", *args.key_services)))
         self.policy_document = pulumi.Output.all(base, args.statements).apply(
             lambda parts: json.dumps({"Version": "2012-10-17", "Statement": parts[0] + list(parts[1])})
         )
@@ -79,11 +79,17 @@ class VpcFunction(pulumi.ComponentResource):
         self.register_outputs({"function_arn": self.function.arn})
 
 
-def _base_statements(log_group_arn: str, key_arn: str, account: str, region: str, partition: str) -> list[dict]:
+def _base_statements(
+    log_group_arn: str, key_arn: str, account: str, region: str, partition: str, key_services: tuple[str, ...]
+) -> list[dict]:
     ec2 = f"arn:{partition}:ec2:{region}:{account}"
+    key_use = statement(["kms:Decrypt", "kms:GenerateDataKey"], [key_arn], "StackKey")
+    key_use["Condition"] = {
+        "StringEquals": {"kms:ViaService": [f"{service}.{region}.amazonaws.com" for service in sorted(key_services)]}
+    }
     return [
         statement(["logs:CreateLogStream", "logs:PutLogEvents"], [f"{log_group_arn}:*"], "Logs"),
-        statement(["kms:Decrypt", "kms:GenerateDataKey"], [key_arn], "StackKey"),
+        key_use,
         statement(
             [
                 "ec2:CreateNetworkInterface",

@@ -18,11 +18,10 @@ def policy_document(*statements: dict[str, Any]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
-def assume_role_policy(service: str) -> str:
-    """Trust policy letting one AWS service assume the role."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
-        }
-    )
+def assume_role_policy(service: str, source_account: str | None = None) -> str:
+    """Trust policy letting one AWS service assume the role; for this account's resources only, when named."""
+    trust: dict[str, Any] = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    if source_account:
+        # Keeps the service acting for another account from using this role (the confused deputy).
+        trust["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
+    return json.dumps({"Version": "2012-10-17", "Statement": [trust]})

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 POSTGRES_PORT = 5432
+SecurityGroupRule = type[aws.vpc.SecurityGroupIngressRule] | type[aws.vpc.SecurityGroupEgressRule]
 STREAMS_SERVICE = "dynamodb-streams"
 # Services whose interface endpoint offers no private DNS: clients use the endpoint's own name.
 WITHOUT_PRIVATE_DNS = frozenset({STREAMS_SERVICE})
@@ -40,7 +41,6 @@ class Network(pulumi.ComponentResource):
         if args.existing_vpc_id:
             self.vpc_id: pulumi.Input[str] = args.existing_vpc_id
             self.subnet_ids: list[pulumi.Input[str]] = list(args.existing_subnet_ids)
-            cidr_block = aws.ec2.get_vpc_output(id=args.existing_vpc_id).cidr_block
         else:
             zones = args.availability_zones
             if len(zones) < 2:
@@ -68,60 +68,58 @@ class Network(pulumi.ComponentResource):
             ]
             self.vpc_id = self.vpc.id
             self.subnet_ids = [s.id for s in self.subnets]
-            cidr_block = self.vpc.cidr_block
 
+        # Rules are standalone resources only: inline rules and rule resources on one group overwrite
+        # each other on refresh. The functions reach the database and the endpoints' groups, not the VPC.
         self.function_sg = aws.ec2.SecurityGroup(
-            f"{name}-functions",
-            vpc_id=self.vpc_id,
-            description="ddbsync Lambda functions",
-            egress=[
-                aws.ec2.SecurityGroupEgressArgs(
-                    protocol="tcp",
-                    from_port=POSTGRES_PORT,
-                    to_port=POSTGRES_PORT,
-                    cidr_blocks=[cidr_block],
-                    description="PostgreSQL inside the VPC",
-                ),
-                aws.ec2.SecurityGroupEgressArgs(
-                    protocol="tcp",
-                    from_port=443,
-                    to_port=443,
-                    cidr_blocks=[cidr_block],
-                    description="AWS APIs through VPC endpoints",
-                ),
-            ],
-            opts=child,
+            f"{name}-functions", vpc_id=self.vpc_id, description="ddbsync Lambda functions", opts=child
         )
         self.database_sg = aws.ec2.SecurityGroup(
-            f"{name}-database",
-            vpc_id=self.vpc_id,
-            description="ddbsync Aurora PostgreSQL",
-            ingress=[
-                aws.ec2.SecurityGroupIngressArgs(
-                    protocol="tcp",
-                    from_port=POSTGRES_PORT,
-                    to_port=POSTGRES_PORT,
-                    security_groups=[self.function_sg.id],
-                    description="replicator and migration runner only",
-                )
-            ],
-            opts=child,
+            f"{name}-database", vpc_id=self.vpc_id, description="ddbsync Aurora PostgreSQL", opts=child
         )
         self.endpoint_sg = aws.ec2.SecurityGroup(
-            f"{name}-endpoints",
-            vpc_id=self.vpc_id,
-            description="ddbsync VPC interface endpoints",
-            ingress=[
-                aws.ec2.SecurityGroupIngressArgs(
-                    protocol="tcp",
-                    from_port=443,
-                    to_port=443,
-                    security_groups=[self.function_sg.id],
-                    description="HTTPS from the functions",
-                )
-            ],
-            opts=child,
+            f"{name}-endpoints", vpc_id=self.vpc_id, description="ddbsync VPC interface endpoints", opts=child
         )
+        egress, ingress = aws.vpc.SecurityGroupEgressRule, aws.vpc.SecurityGroupIngressRule
+        functions, database, endpoints = self.function_sg.id, self.database_sg.id, self.endpoint_sg.id
+        self.rules = [
+            allow_between(
+                f"{name}-functions-to-database",
+                egress,
+                functions,
+                database,
+                POSTGRES_PORT,
+                "PostgreSQL: the cluster or its proxy",
+                child,
+            ),
+            allow_between(
+                f"{name}-functions-to-endpoints",
+                egress,
+                functions,
+                endpoints,
+                443,
+                "AWS APIs through the VPC interface endpoints",
+                child,
+            ),
+            allow_between(
+                f"{name}-database-from-functions",
+                ingress,
+                database,
+                functions,
+                POSTGRES_PORT,
+                "replicator and migration runner only",
+                child,
+            ),
+            allow_between(
+                f"{name}-endpoints-from-functions",
+                ingress,
+                endpoints,
+                functions,
+                443,
+                "HTTPS from the functions",
+                child,
+            ),
+        ]
         self.endpoints = {
             service: aws.ec2.VpcEndpoint(
                 f"{name}-{service}",
@@ -140,3 +138,25 @@ class Network(pulumi.ComponentResource):
     def endpoint_url(self, service: str) -> pulumi.Output[str]:
         """`https://` and the regional DNS name of the service's interface endpoint."""
         return self.endpoints[service].dns_entries.apply(lambda entries: f"https://{entries[0].dns_name}")
+
+
+def allow_between(
+    name: str,
+    rule: SecurityGroupRule,
+    group_id: pulumi.Input[str],
+    peer_group_id: pulumi.Input[str],
+    port: int,
+    description: str,
+    opts: pulumi.ResourceOptions,
+) -> pulumi.CustomResource:
+    """One TCP port between two security groups, as a standalone rule (never an inline one)."""
+    return rule(
+        name,
+        security_group_id=group_id,
+        referenced_security_group_id=peer_group_id,
+        ip_protocol="tcp",
+        from_port=port,
+        to_port=port,
+        description=description,
+        opts=opts,
+    )

@@ -60,6 +60,7 @@ class Redrive(pulumi.ComponentResource):
                 statement(["dynamodb:GetShardIterator", "dynamodb:GetRecords"], args.stream_arns, "ReadOwnStreams"),
                 statement(["rds-db:connect"], [args.db_connect_arn], "ConnectAsReplicator"),
             ],
+            key_services=("dynamodb", "sqs"),  # the encrypted queue and streams, as for the replicator
         )
         self.function = VpcFunction(name, function_args, opts=child)
         self.scheduler_role = aws.iam.Role(

@@ -69,6 +69,7 @@ class Replication(pulumi.ComponentResource):
                 statement(["sqs:SendMessage"], [self.queue.arn], "OnFailureQueue"),
                 statement(["rds-db:connect"], [args.db_connect_arn], "ConnectAsReplicator"),
             ],
+            key_services=("dynamodb", "sqs"),
         )
         self.function = VpcFunction(name, function_args, opts=child)
         delivery = args.delivery

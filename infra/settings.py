@@ -37,9 +37,16 @@ class StackSettings:
     database_name: str = "ddbsync"
     deletion_protection: bool = False
     backup_retention_days: int = 7
+    # What outlives an accidental `pulumi destroy`; each defaults to true outside dev.
+    final_snapshot: bool = False
+    keep_automated_backups: bool = False
+    protect_resources: bool = False
+    kms_key_administrators: tuple[str, ...] = ()
+    flow_logs: bool = False
     rds_proxy: bool = False
     existing_cluster_endpoint: str | None = None
     existing_secret_arn: str | None = None
+    existing_cluster_resource_id: str | None = None
     architecture: str = "arm64"
     memory_mb: int = 512
     timeout_seconds: int = DELIVERY.function_timeout_seconds
@@ -172,9 +179,15 @@ OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "databaseName": ("database_name", str),
     "deletionProtection": ("deletion_protection", _boolean("deletionProtection")),
     "backupRetentionDays": ("backup_retention_days", _ranged("backupRetentionDays", 1, 35)),
+    "finalSnapshot": ("final_snapshot", _boolean("finalSnapshot")),
+    "keepAutomatedBackups": ("keep_automated_backups", _boolean("keepAutomatedBackups")),
+    "protectResources": ("protect_resources", _boolean("protectResources")),
+    "kmsKeyAdministrators": ("kms_key_administrators", _names("kmsKeyAdministrators")),
+    "flowLogs": ("flow_logs", _boolean("flowLogs")),
     "rdsProxy": ("rds_proxy", _boolean("rdsProxy")),
     "existingClusterEndpoint": ("existing_cluster_endpoint", str),
     "existingSecretArn": ("existing_secret_arn", str),
+    "existingClusterResourceId": ("existing_cluster_resource_id", str),
     "architecture": ("architecture", _one_of("architecture", ARCHITECTURES)),
     "memoryMb": ("memory_mb", _ranged("memoryMb", 128, 10240)),
     "timeoutSeconds": ("timeout_seconds", _ranged("timeoutSeconds", 3, 900)),
@@ -211,6 +224,9 @@ def parse_settings(raw: Mapping[str, Any]) -> StackSettings:
         values.setdefault("rds_proxy", True)
         values.setdefault("deletion_protection", True)
         values.setdefault("backup_retention_days", 14)
+    if values.get("environment", "dev") != "dev":
+        for name in ("final_snapshot", "keep_automated_backups", "protect_resources", "flow_logs"):
+            values.setdefault(name, True)
     settings = StackSettings(**values)
     if settings.min_capacity > settings.max_capacity:
         raise SettingsError(
@@ -223,6 +239,15 @@ def parse_settings(raw: Mapping[str, Any]) -> StackSettings:
         raise SettingsError(
             "ddbsync:existingClusterEndpoint and ddbsync:existingSecretArn go together: set both or neither"
         )
+    if settings.existing_cluster_endpoint and not (settings.existing_cluster_resource_id or "").startswith("cluster-"):
+        raise SettingsError(
+            "ddbsync:existingClusterEndpoint needs ddbsync:existingClusterResourceId, the cluster's resource id "
+            "(cluster-..., `aws rds describe-db-clusters --query 'DBClusters[].DbClusterResourceId'`), "
+            "so that rds-db:connect names that cluster only"
+        )
+    bad_admins = [a for a in settings.kms_key_administrators if not a.startswith("arn:")]
+    if bad_admins:
+        raise SettingsError(f"ddbsync:kmsKeyAdministrators = {bad_admins[0]!r}: expected IAM role or user ARNs")
     if settings.existing_subnet_ids and len(settings.existing_subnet_ids) < 2:
         raise SettingsError("ddbsync:existingSubnetIds: Aurora needs subnets in at least two availability zones")
     return settings

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Callable, Mapping
 from urllib.parse import quote, urlencode
 
@@ -16,6 +17,10 @@ SECRET_ARN_ENV = "DDBSYNC_DB_SECRET_ARN"
 # RDS-managed master secrets hold only username and password; the rest comes from here.
 HOST_ENV, PORT_ENV, NAME_ENV = "DDBSYNC_DB_HOST", "DDBSYNC_DB_PORT", "DDBSYNC_DB_NAME"
 SSL_ROOT_CERT_ENV = "DDBSYNC_DB_SSLROOTCERT"
+# Amazon RDS's CA bundle and Amazon Trust Services' roots, shipped in the Lambda archive (see
+# certs/README.md): Aurora's certificates chain to the first, RDS Proxy's (issued by ACM) to the second,
+# so every connection built here authenticates the server it talks to.
+RDS_CA_BUNDLE = Path(__file__).resolve().parent / "certs" / "rds-ca-bundle.pem"
 # With this set, the handler connects as this database user with an IAM authentication token.
 IAM_USER_ENV = "DDBSYNC_DB_IAM_USER"
 
@@ -25,7 +30,7 @@ class DatabaseConfigError(RuntimeError):
 
 
 def url_from_secret(secret: Mapping[str, object], env: Mapping[str, str] = os.environ) -> str:
-    """A libpq URL from a Secrets Manager database secret; TLS is always required."""
+    """A libpq URL from a Secrets Manager database secret; the server's certificate is always verified."""
 
     def pick(key: str, env_key: str, default: str | None = None) -> str:
         value = secret.get(key) or env.get(env_key) or default
@@ -40,21 +45,30 @@ def url_from_secret(secret: Mapping[str, object], env: Mapping[str, str] = os.en
 
 
 def _tls_url(user: str, password: str, host: str, port: str, dbname: str, env: Mapping[str, str]) -> str:
-    """A libpq URL that requires TLS, and verifies the server when a CA bundle is named."""
-    tls = {"sslmode": "require"}
-    if env.get(SSL_ROOT_CERT_ENV):
-        tls = {"sslmode": "verify-full", "sslrootcert": env[SSL_ROOT_CERT_ENV]}
+    """A libpq URL with `verify-full`: an impostor at the host's name gets neither the password nor a row.
+
+    The CA bundle is RDS's unless `$DDBSYNC_DB_SSLROOTCERT` names another (a local server's own certificate).
+    """
+    tls = {"sslmode": "verify-full", "sslrootcert": env.get(SSL_ROOT_CERT_ENV) or str(RDS_CA_BUNDLE)}
     credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
     return f"postgresql://{credentials}@{host}:{port}/{quote(dbname, safe='')}?{urlencode(tls)}"
 
 
 def url_for_iam_user(token: str, env: Mapping[str, str] = os.environ) -> str:
-    """A libpq URL for `$DDBSYNC_DB_IAM_USER` with an IAM token as password; TLS is always required."""
+    """A libpq URL for `$DDBSYNC_DB_IAM_USER` with an IAM token as password; the server is always verified."""
     missing = [key for key in (IAM_USER_ENV, HOST_ENV) if not env.get(key)]
     if missing:
         raise DatabaseConfigError(f"IAM authentication needs ${' and $'.join(missing)}")
     port, dbname = env.get(PORT_ENV, "5432"), env.get(NAME_ENV, "postgres")
     return _tls_url(env[IAM_USER_ENV], token, env[HOST_ENV], port, dbname, env)
+
+
+def url_with_iam_token(rds_client, env: Mapping[str, str] = os.environ) -> str:
+    """A URL for `$DDBSYNC_DB_IAM_USER` with a fresh token: tokens live fifteen minutes, so make one per connection."""
+    token = rds_client.generate_db_auth_token(
+        DBHostname=env[HOST_ENV], Port=int(env.get(PORT_ENV, "5432")), DBUsername=env[IAM_USER_ENV]
+    )
+    return url_for_iam_user(token, env)
 
 
 def libpq_url(url: str) -> str:

@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from schema.database import resolve_database_url, sqlalchemy_url
+from schema.grants import add_replicator_grants
 from schema.metadata import build_metadata, owned_tables
 from schema.model import load_mappings
 
@@ -33,11 +34,12 @@ def include_name(name, type_, parent_names) -> bool:
 
 
 def process_revision_directives(context_, revision, directives) -> None:
-    """`alembic revision --autogenerate` with nothing to do writes no empty file."""
-    if getattr(config.cmd_opts, "autogenerate", False):
-        script = directives[0]
-        if script.upgrade_ops.is_empty():
-            directives[:] = []
+    """Autogenerate with nothing to do writes no empty file; a table it creates gets the replicator's GRANT."""
+    script = directives[0]
+    if getattr(config.cmd_opts, "autogenerate", False) and script.upgrade_ops.is_empty():
+        directives[:] = []
+        return
+    add_replicator_grants(script.upgrade_ops, OWNED_TABLES)
 
 
 def run_migrations_offline() -> None:

@@ -6,7 +6,7 @@ it now), and pending rejects get their item and version, so their items' tombsto
 they wait.
 
 Revision ID: 1f4a0bc1c51a
-Revises: 5b1f0c2a7d10
+Revises: 861145bb5bbf
 Create Date: 2026-11-25 07:37:35.969270
 
 """
@@ -20,7 +20,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = '1f4a0bc1c51a'
-down_revision: Union[str, Sequence[str], None] = '5b1f0c2a7d10'
+down_revision: Union[str, Sequence[str], None] = '861145bb5bbf'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

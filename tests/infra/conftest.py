@@ -60,6 +60,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs.update(arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234", keyId="1234")
         elif args.typ == "aws:lambda/function:Function":
             outputs.update(arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}", name=name)
+        elif args.typ == "aws:iam/role:Role":
+            outputs.update(arn=f"arn:aws:iam::{ACCOUNT}:role/{args.name}")
         elif args.typ == "aws:ec2/vpcEndpoint:VpcEndpoint":
             service = args.inputs["serviceName"].rsplit(".", 1)[1]
             dns = f"vpce-0abc-{service}.{REGION}.vpce.amazonaws.com"
@@ -90,9 +92,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
 class Deployment:
     """The resources one run of the program declared, found by type."""
 
-    def __init__(self, resources: list[Declared], exports: dict[str, Any]) -> None:
+    def __init__(self, resources: list[Declared], exports: dict[str, Any], program: dict[str, Any]) -> None:
         self.resources = resources
         self.exports = exports
+        self.program = program  # the program's globals: its components, for what inputs do not show (`protect`)
 
     def of_type(self, typ: str) -> list[Declared]:
         return [r for r in self.resources if r.type == typ]
@@ -119,10 +122,11 @@ def run_program(config: dict[str, Any] | None = None, stack: str = "dev") -> Dep
     )
     pulumi.runtime.set_all_config(values)
     exports: dict[str, Any] = {}
+    namespace: dict[str, Any] = {}
 
     @pulumi.runtime.test
     def program():
-        namespace = runpy.run_path(str(ROOT / "__main__.py"), run_name="__pulumi__")
+        namespace.update(runpy.run_path(str(ROOT / "__main__.py"), run_name="__pulumi__"))
         return pulumi.Output.from_input(namespace["replication"].function.function.name)
 
     original_export = pulumi.export
@@ -131,7 +135,7 @@ def run_program(config: dict[str, Any] | None = None, stack: str = "dev") -> Dep
         program()
     finally:
         pulumi.export = original_export
-    return Deployment(mocks.resources, exports)
+    return Deployment(mocks.resources, exports, namespace)
 
 
 @pytest.fixture(scope="session")

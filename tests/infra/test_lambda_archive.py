@@ -36,6 +36,7 @@ def test_archive_holds_the_handlers_the_mappings_and_the_migrations(host_archive
         "schema/env.py",
         "schema/mappings/employees.toml",
         "schema/mappings/dynamotest.toml",
+        "schema/certs/rds-ca-bundle.pem",  # verify-full against Aurora and the RDS Proxy
     } <= names
     assert any(
         n.startswith("schema/versions/") and n.endswith("_initial_tables_for_the_shipped_mappings.py") for n in names

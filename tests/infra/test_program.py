@@ -9,6 +9,7 @@ import pytest
 from infra.migrations import migrations_fingerprint
 from infra.settings import SettingsError, parse_settings
 from schema.dynamodb import table_definition
+from schema.grants import SCHEMA_OWNER_REVISION
 from schema.model import MappingError, load_mappings
 from tests.infra.conftest import ACCOUNT, REGION, run_program
 
@@ -19,6 +20,7 @@ UNSCOPABLE = {
     "ec2:DescribeNetworkInterfaces",
     "ec2:DescribeSubnets",
     "ec2:DescribeSecurityGroups",
+    "logs:DescribeLogGroups",
 }
 
 
@@ -95,10 +97,17 @@ def test_replicator_reads_only_its_streams_and_connects_only_as_its_user(dev):
     ]
 
 
-def test_migration_runner_reads_only_the_owner_secret(dev):
-    statements = policy(dev, "ddbsync-dev-migrate-policy")
-    assert statements["OwnerSecret"]["Resource"] == [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!cluster-x"]
-    assert "ReadOwnStreams" not in statements
+def test_migrations_read_the_master_secret_only_to_bootstrap_then_connect_as_the_schema_owner(dev):
+    bootstrap = policy(dev, "ddbsync-dev-migrate-bootstrap-policy")
+    assert bootstrap["OwnerSecret"]["Resource"] == [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!cluster-x"]
+    assert "ReadOwnStreams" not in bootstrap and not any(s.startswith("Connect") for s in bootstrap)
+    runner = policy(dev, "ddbsync-dev-migrate-policy")
+    assert runner["ConnectAsSchemaOwner"]["Resource"] == [
+        f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:cluster-RESOURCEID/ddbsync_schema_owner"
+    ]
+    assert not any(a.startswith("secretsmanager:") for s in runner.values() for a in s["Action"])
+    variables = dev.one("aws:lambda/function:Function", "migrate-bootstrap").inputs["environment"]["variables"]
+    assert variables["DDBSYNC_MIGRATE_TO"] == SCHEMA_OWNER_REVISION
 
 
 def test_no_secret_in_any_function_environment(dev, prod):
@@ -143,10 +152,13 @@ def test_database_is_private_tls_only_and_serverless_v2(dev):
     for subnet in dev.of_type("aws:ec2/subnet:Subnet"):
         assert subnet.inputs["mapPublicIpOnLaunch"] is False
     assert len({s.inputs["availabilityZone"] for s in dev.of_type("aws:ec2/subnet:Subnet")}) >= 2
-    database_sg = dev.one("aws:ec2/securityGroup:SecurityGroup", "database").inputs
-    (rule,) = database_sg["ingress"]
+    (rule,) = [
+        r.inputs
+        for r in dev.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.inputs["securityGroupId"] == "ddbsync-dev-database-id"
+    ]
     assert rule["fromPort"] == rule["toPort"] == 5432
-    assert rule["securityGroups"] == ["ddbsync-dev-functions-id"] and not rule.get("cidrBlocks")
+    assert rule["referencedSecurityGroupId"] == "ddbsync-dev-functions-id" and not rule.get("cidrIpv4")
     endpoint = dev.one("aws:ec2/vpcEndpoint:VpcEndpoint", "secretsmanager").inputs
     assert endpoint["serviceName"] == f"com.amazonaws.{REGION}.secretsmanager" and endpoint["privateDnsEnabled"]
 
@@ -166,7 +178,7 @@ def test_prod_puts_an_iam_and_tls_proxy_in_front_and_protects_the_cluster(prod):
         "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
         "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
     ):
-        rule = prod.one(rule_type).inputs
+        rule = prod.one(rule_type, "proxy-to-cluster").inputs
         assert rule["securityGroupId"] == rule["referencedSecurityGroupId"] == database_sg
         assert rule["fromPort"] == rule["toPort"] == 5432
     cluster = prod.one("aws:rds/cluster:Cluster").inputs
@@ -191,11 +203,15 @@ def test_alarms_watch_lag_errors_and_dropped_records(dev, prod):
 
 
 def test_migrations_run_on_deploy_when_they_change(dev):
-    invocation = dev.one("aws:lambda/invocation:Invocation").inputs
+    invocation = dev.one("aws:lambda/invocation:Invocation", "upgrade-head").inputs
     assert invocation["functionName"] == "ddbsync-dev-migrate"
     assert invocation["triggers"] == {"migrations": migrations_fingerprint()}
-    migrate = dev.one("aws:lambda/function:Function", "migrate").inputs
+    (migrate,) = [f.inputs for f in dev.of_type("aws:lambda/function:Function") if f.name == "ddbsync-dev-migrate"]
     assert migrate["handler"] == "handlers.migrate.handler"
+    assert migrate["environment"]["variables"]["DDBSYNC_DB_IAM_USER"] == "ddbsync_schema_owner"
+    bootstrap = dev.one("aws:lambda/invocation:Invocation", "bootstrap").inputs
+    assert bootstrap["functionName"] == "ddbsync-dev-migrate-bootstrap"
+    assert bootstrap["triggers"]["revision"] == SCHEMA_OWNER_REVISION, "once per cluster, not on every deploy"
 
 
 def test_migration_fingerprint_follows_the_mappings(tmp_path):
@@ -251,6 +267,7 @@ def test_an_existing_vpc_and_cluster_can_be_used():
             "existingSubnetIds": ["subnet-a", "subnet-b"],
             "existingClusterEndpoint": "reporting.cluster-x.eu-west-1.rds.amazonaws.com",
             "existingSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:owner",
+            "existingClusterResourceId": "cluster-REPORTING",
         },
         stack="existing",
     )
@@ -260,6 +277,9 @@ def test_an_existing_vpc_and_cluster_can_be_used():
     assert (
         replicator["environment"]["variables"]["DDBSYNC_DB_HOST"] == "reporting.cluster-x.eu-west-1.rds.amazonaws.com"
     )
+    assert policy(deployment, "ddbsync-existing-replicator-policy")["ConnectAsReplicator"]["Resource"] == [
+        f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:cluster-REPORTING/ddbsync_replicator"
+    ], "rds-db:connect names the configured cluster, not every cluster of the region"
 
 
 @pytest.mark.parametrize(

@@ -131,3 +131,34 @@ def test_upgrading_turns_tombstone_keys_into_digests_and_identifies_pending_reje
         cursor.execute("SELECT sql_table, item_key, version IS NOT NULL FROM ddbsync_rejects")
         assert cursor.fetchall() == [("employees", digest, True)]
     connection.close()
+
+
+def test_a_table_a_new_mapping_adds_is_the_replicators_after_its_generated_migration(tmp_path, empty_database):
+    # Given the project at head and a new mapping
+    shutil.copy(ROOT / "alembic.ini", tmp_path)
+    shutil.copytree(ROOT / "schema", tmp_path / "schema", ignore=shutil.ignore_patterns("__pycache__"))
+    mappings = tmp_path / "schema" / "mappings"
+    assert alembic(tmp_path, empty_database, "upgrade", "head", mappings=mappings).returncode == 0
+    (mappings / "orders.toml").write_text(
+        'dynamodb_table = "Orders"\npartition_key = "orderId"\n[attributes]\norderId = { type = "S" }\n'
+    )
+
+    # When autogenerate writes its migration and the schema owner, as the deploy does, applies it
+    revision = alembic(tmp_path, empty_database, "revision", "--autogenerate", "-m", "orders", mappings=mappings)
+    assert revision.returncode == 0, revision.stderr
+    (generated,) = (tmp_path / "schema" / "versions").glob("*_orders.py")
+    upgrade_body = generated.read_text().split("def upgrade()")[1].split("def downgrade()")[0]
+    assert "op.execute('GRANT SELECT, INSERT, UPDATE, DELETE ON orders TO ddbsync_replicator')" in upgrade_body
+    as_schema_owner = empty_database.replace("postgres@", "ddbsync_schema_owner@", 1)
+    upgrade = alembic(tmp_path, as_schema_owner, "upgrade", "head", mappings=mappings)
+    assert upgrade.returncode == 0, upgrade.stderr
+
+    # Then the replicator, connected as its own role, writes the new table
+    as_replicator = empty_database.replace("postgres@", "ddbsync_replicator@", 1)
+    replicator = Replicator(load_mappings(mappings), lambda: connect(as_replicator))
+    result = replicator.process([ModelTable("Orders", ("orderId",)).put({"orderId": "o-1", "note": "kept"})])
+    replicator.close()
+    assert result.retry_from is None and result.rejected == 0
+    with psycopg2.connect(empty_database) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT order_id, _ddb_extras FROM orders")
+        assert cursor.fetchall() == [("o-1", {"note": "kept"})]

@@ -1,0 +1,64 @@
+"""The network the program declares: standalone rules, functions reaching named groups, endpoint policy, flow logs."""
+
+from __future__ import annotations
+
+import json
+
+from tests.infra.conftest import ACCOUNT, REGION, run_program
+
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+
+
+def rules(deployment, typ: str, group: str) -> set[tuple[int, str]]:
+    return {
+        (r.inputs["fromPort"], r.inputs["referencedSecurityGroupId"])
+        for r in deployment.of_type(typ)
+        if r.inputs["securityGroupId"] == group
+    }
+
+
+def test_security_groups_carry_no_inline_rules_that_a_refresh_would_fight_over(dev, prod):
+    for deployment in (dev, prod):
+        for group in deployment.of_type("aws:ec2/securityGroup:SecurityGroup"):
+            assert not group.inputs.get("ingress") and not group.inputs.get("egress"), group.name
+        for rule in deployment.of_type(INGRESS) + deployment.of_type(EGRESS):
+            assert rule.inputs["referencedSecurityGroupId"] and not rule.inputs.get("cidrIpv4"), rule.name
+
+
+def test_functions_reach_the_database_and_the_endpoints_and_nothing_else_in_the_vpc(dev, prod):
+    for deployment, stack in ((dev, "dev"), (prod, "prod")):
+        functions, database, endpoints = (f"ddbsync-{stack}-{g}-id" for g in ("functions", "database", "endpoints"))
+        assert rules(deployment, EGRESS, functions) == {(5432, database), (443, endpoints)}
+        assert (5432, functions) in rules(deployment, INGRESS, database)
+        assert rules(deployment, INGRESS, endpoints) == {(443, functions)}
+    # prod's proxy sits in the database group and reaches the cluster there, on the database port only
+    assert rules(prod, INGRESS, "ddbsync-prod-database-id") == {
+        (5432, "ddbsync-prod-functions-id"),
+        (5432, "ddbsync-prod-database-id"),
+    }
+
+
+def test_through_the_secrets_manager_endpoint_only_the_bootstrap_reads_only_the_master_secret(dev):
+    endpoint_policy = dev.one("aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy").inputs
+    assert endpoint_policy["vpcEndpointId"] == "ddbsync-dev-secretsmanager-id"
+    (statement,) = json.loads(endpoint_policy["policy"])["Statement"]
+    assert statement == {
+        "Effect": "Allow",
+        "Principal": {"AWS": [f"arn:aws:iam::{ACCOUNT}:role/ddbsync-dev-migrate-bootstrap-role"]},
+        "Action": ["secretsmanager:GetSecretValue"],
+        "Resource": [f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!cluster-x"],
+    }
+
+
+def test_flow_logs_record_the_vpcs_traffic_outside_dev_and_on_request(dev, prod):
+    assert dev.of_type("aws:ec2/flowLog:FlowLog") == []
+    for deployment, stack in ((prod, "prod"), (run_program({"flowLogs": True}, stack="dev-flow"), "dev-flow")):
+        flow = deployment.one("aws:ec2/flowLog:FlowLog").inputs
+        assert flow["vpcId"] == f"ddbsync-{stack}-vpc-id" and flow["trafficType"] == "ALL"
+        group = deployment.one("aws:cloudwatch/logGroup:LogGroup", "flow-logs").inputs
+        assert group["name"] == f"/aws/vpc/ddbsync-{stack}-flow-logs"
+        assert group["kmsKeyId"].endswith(":key/1234") and group["retentionInDays"] == 30
+        (trust,) = json.loads(deployment.one("aws:iam/role:Role", "flow-logs").inputs["assumeRolePolicy"])["Statement"]
+        assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+        assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
