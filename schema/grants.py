@@ -22,8 +22,11 @@ SCHEMA_OWNER_REVISION = "861145bb5bbf"
 # Applying a batch upserts, deletes and reads versions; the purge deletes old tombstones.
 DML = "SELECT, INSERT, UPDATE, DELETE"
 # Rejects are only ever added by the replicator; `ddbsync rejects replay` marks them replayed as the
-# operator (DATABASE_URL or the owner's secret), never as the replicator.
-PRIVILEGES = {REJECTS_TABLE: "INSERT"}
+# operator (DATABASE_URL or the owner's secret), never as the replicator. It reads only which item and
+# version a reject is about: to add no second reject of one delivery (ON CONFLICT reads the unique
+# key) and to keep the tombstone of an item whose reject waits. Never a record or a reason.
+REJECT_IDENTITY = "dynamodb_table, sql_table, item_key, version, replayed_at"
+PRIVILEGES = {REJECTS_TABLE: f"INSERT, SELECT ({REJECT_IDENTITY})"}
 
 _quote = postgresql.dialect().identifier_preparer.quote
 

@@ -98,7 +98,8 @@ def test_concurrent_appliers_with_random_histories_converge(database, mappings, 
     for _ in range(3):
         shuffled = records[:]
         rng.shuffle(shuffled)  # out of order: each applier may see any change first
-        cuts = sorted(rng.sample(range(1, len(shuffled) + 1), k=min(3, len(shuffled))))
+        # Up to three batches of random sizes that together hold every record.
+        cuts = sorted(rng.sample(range(1, len(shuffled)), k=max(0, min(2, len(shuffled) - 1)))) + [len(shuffled)]
         plans.append([shuffled[a:b] for a, b in zip([0, *cuts], cuts)])
 
     deliver_concurrently(database, mappings, plans)
