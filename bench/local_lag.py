@@ -16,8 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ddbsync.local.demo import Deliveries, generated_changes, write_while_replicating  # noqa: E402
+from ddbsync.local.demo import Deliveries, write_while_replicating  # noqa: E402
 from ddbsync.local.stack import LocalStack, handler_metrics_discarded  # noqa: E402
+from ddbsync.local.workload import employee_writes  # noqa: E402
 from schema.delivery import StreamDelivery  # noqa: E402
 
 
@@ -47,9 +48,7 @@ def measure(args: argparse.Namespace) -> tuple[list[float], float, float]:
     deliveries = Deliveries()
     try:
         rng = random.Random(1)
-        run = write_while_replicating(
-            stack, stack.runners(deliveries), generated_changes(args.changes, rng), args.rate, rng
-        )
+        run = write_while_replicating(stack, stack.runners(deliveries), employee_writes(args.changes, rng), args.rate)
     finally:
         stack.stop()
     return deliveries.lags, run.seconds, run.behind

@@ -1,4 +1,7 @@
-"""The DynamoDB tables, one per mapping, keyed exactly as the mapping says (schema/dynamodb.py)."""
+"""The DynamoDB tables, one per mapping, keyed and indexed exactly as the mapping says (schema/dynamodb.py).
+
+An adopted table is used as it is, its own indexes included.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +41,19 @@ class Tables(pulumi.ComponentResource):
                 billing_mode="PAY_PER_REQUEST",
                 hash_key=definition.hash_key,
                 range_key=definition.range_key,
-                attributes=[aws.dynamodb.TableAttributeArgs(name=k.name, type=k.type) for k in definition.keys],
+                attributes=[
+                    aws.dynamodb.TableAttributeArgs(name=k.name, type=k.type) for k in definition.attribute_definitions
+                ],
+                global_secondary_indexes=[
+                    aws.dynamodb.TableGlobalSecondaryIndexArgs(
+                        name=index.name,
+                        hash_key=index.keys[0].name,
+                        range_key=index.keys[1].name if len(index.keys) > 1 else None,
+                        projection_type=index.projection,
+                        non_key_attributes=list(index.non_key_attributes) or None,
+                    )
+                    for index in definition.indexes
+                ],
                 stream_enabled=True,
                 stream_view_type=definition.stream_view_type,
                 point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),

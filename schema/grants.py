@@ -51,9 +51,20 @@ def replicator_grant(table: str) -> str:
     return f"GRANT {PRIVILEGES.get(table, DML)} ON {_quote(table)} TO {REPLICATOR_ROLE}"
 
 
+def owner_statement(table: str) -> str:
+    """Hand a new table to the schema owner: a no-op when it runs the migration, as it does on deploy."""
+    return f"ALTER TABLE {_quote(table)} OWNER TO {SCHEMA_OWNER_ROLE}"
+
+
 def add_replicator_grants(upgrade_ops: ops.UpgradeOps, owned: set[str]) -> None:
-    """Follow each `create_table` of a table ddbsync owns with the replicator's GRANT on it."""
+    """Follow each `create_table` of a table ddbsync owns with its owner and the replicator's GRANT on it.
+
+    The owner statement matters where the migration runs as another role (the master user, a local
+    superuser): the table still ends up the schema owner's, as on a deployed stack.
+    """
     for position in reversed(range(len(upgrade_ops.ops))):
         operation = upgrade_ops.ops[position]
         if isinstance(operation, ops.CreateTableOp) and operation.table_name in owned:
-            upgrade_ops.ops.insert(position + 1, ops.ExecuteSQLOp(replicator_grant(operation.table_name)))
+            statements = [owner_statement(operation.table_name), replicator_grant(operation.table_name)]
+            for offset, sql in enumerate(statements, 1):
+                upgrade_ops.ops.insert(position + offset, ops.ExecuteSQLOp(sql))

@@ -30,7 +30,7 @@ REJECTS_TABLE = "ddbsync_rejects"
 def build_metadata(mappings: Mappings) -> MetaData:
     """One `MetaData` for every mapped table plus the bookkeeping tables."""
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    for mapping in mappings:
+    for mapping in mappings.entities:
         mapped_table(metadata, mapping)
     _tombstones(metadata)
     _rejects(metadata)
@@ -38,11 +38,12 @@ def build_metadata(mappings: Mappings) -> MetaData:
 
 
 def mapped_table(metadata: MetaData, mapping: TableMapping) -> Table:
-    """The SQL table a mapping lands in: its columns, then ddbsync's version and extras."""
-    keys = set(mapping.key_names)
+    """The SQL table a mapping (or one entity) lands in: its columns, then ddbsync's version and extras."""
+    keys = set(mapping.key_positions)
     # autoincrement=False: keys come from DynamoDB, so an integer key must not become a SERIAL.
     columns = [
-        Column(a.column, a.type.sa_type, nullable=a.name not in keys, autoincrement=False) for a in mapping.attributes
+        Column(a.column, a.type.sa_type, nullable=i not in keys, autoincrement=False)
+        for i, a in enumerate(mapping.attributes)
     ]
     if mapping.keeps_extras:
         columns.append(Column(EXTRAS_COLUMN, pg.JSONB(), nullable=True))
@@ -51,8 +52,7 @@ def mapped_table(metadata: MetaData, mapping: TableMapping) -> Table:
         Column(VERSION_COLUMN, pg.NUMERIC(), nullable=False),
         Column(SYNCED_AT_COLUMN, pg.TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
     ]
-    key_columns = [a.column for a in mapping.key_attributes]
-    return Table(mapping.sql_table, metadata, *columns, PrimaryKeyConstraint(*key_columns))
+    return Table(mapping.sql_table, metadata, *columns, PrimaryKeyConstraint(*mapping.primary_key_columns))
 
 
 def _tombstones(metadata: MetaData) -> Table:
@@ -95,4 +95,4 @@ def _rejects(metadata: MetaData) -> Table:
 
 def owned_tables(mappings: Mappings) -> set[str]:
     """Names of every table ddbsync creates; autogenerate leaves all others alone."""
-    return {m.sql_table for m in mappings} | {TOMBSTONES_TABLE, REJECTS_TABLE}
+    return {m.sql_table for m in mappings.entities} | {TOMBSTONES_TABLE, REJECTS_TABLE}

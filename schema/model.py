@@ -1,38 +1,21 @@
 """The mapping model: which DynamoDB table lands in which SQL table, attribute by attribute.
 
-Mappings are data (one TOML file per DynamoDB table in `schema/mappings/`), so they can be read,
-diffed and reviewed like any other declaration. Every other part of ddbsync derives from them:
-the DynamoDB key schema, the SQL tables and migrations, and the conversion of stream records.
-A mapping that cannot work fails here, at load time, with the table and attribute in the message.
+Mappings are data (one TOML file per DynamoDB table in `schema/mappings/`, read by
+`schema/declaration.py`), so they can be read, diffed and reviewed like any other declaration.
+Every other part of ddbsync derives from them: the DynamoDB key schema and indexes, the SQL tables
+and migrations, and the conversion of stream records. One DynamoDB table may feed several SQL
+tables (entities of a single-table design), each told by a match rule, its key read through
+templates. A mapping that cannot work fails at load time, naming the table, entity and attribute.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
-from schema.types import DEFAULT_SQL_TYPE, DYNAMODB_TYPES, KEY_TYPES, ColumnType, column_type
-
-MAPPINGS_DIR = Path(__file__).parent / "mappings"
-MAPPINGS_ENV = "DDBSYNC_MAPPINGS"
-
-# PostgreSQL truncates identifiers longer than this many bytes (NAMEDATALEN - 1).
-MAX_IDENTIFIER_BYTES = 63
-RESERVED_PREFIX = "_ddb_"
-
-# What happens to an attribute that the mapping does not name.
-UNKNOWN_ATTRIBUTE_POLICIES = {
-    "extras": "kept in the row's `_ddb_extras` jsonb column (default: nothing is lost)",
-    "reject": "the whole record goes to the rejects table until the mapping names the attribute",
-    "ignore": "dropped: for attributes that are known and deliberately not replicated",
-}
-
-_SNAKE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|[^A-Za-z0-9]+")
+from schema.templates import KeyTemplate, MatchRule
+from schema.types import ColumnType
 
 
 class MappingError(ValueError):
@@ -41,21 +24,37 @@ class MappingError(ValueError):
 
 @dataclass(frozen=True)
 class Attribute:
-    """One DynamoDB attribute and the SQL column it lands in."""
+    """One SQL column and where its value comes from: a (nested) attribute, or a key template's placeholder."""
 
-    name: str
+    name: str  # as declared: `empName`, `address.city`, or a placeholder such as `customer_id`
     ddb_type: str
     column: str
     type: ColumnType
+    path: tuple[str, ...] = ()  # attribute names from the item down; () for a placeholder
 
     @property
     def sql_type(self) -> str:
         return self.type.sql
 
+    @property
+    def placeholder(self) -> bool:
+        return not self.path
+
+
+@dataclass(frozen=True)
+class KeyAttribute:
+    """A key attribute of a DynamoDB table or index, with its type (S, N or B)."""
+
+    name: str
+    type: str
+
 
 @dataclass(frozen=True, eq=False)
 class TableMapping:
-    """One DynamoDB table and the SQL table that mirrors it (compared by identity: it keys hot dicts)."""
+    """One SQL table fed by one DynamoDB table: the whole table, or one entity of a single-table design.
+
+    Compared by identity: it keys hot dicts.
+    """
 
     dynamodb_table: str
     sql_table: str
@@ -63,6 +62,10 @@ class TableMapping:
     sort_key: str | None
     attributes: tuple[Attribute, ...]
     unknown_attributes: str = "extras"
+    entity: str | None = None  # the entity's name, in a mapping that declares entities
+    rules: tuple[MatchRule, ...] = ()  # all must hold for an item to be this entity
+    templates: tuple[KeyTemplate, ...] = ()
+    constants: tuple[tuple[str, str], ...] = ()  # key attributes with one value for the whole entity
     _by_name: dict[str, Attribute] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -70,16 +73,44 @@ class TableMapping:
 
     @cached_property
     def key_positions(self) -> tuple[int, ...]:
-        """Where the key attributes sit in `attributes` (and so in a decoded row)."""
-        return tuple(self.attributes.index(self._by_name[name]) for name in self.key_names)
+        """Where the SQL primary key's columns sit in `attributes` (and so in a decoded row)."""
+        templated = {t.attribute for t in self.templates} | {name for name, _ in self.constants}
+        positions = [
+            i
+            for t in self.templates
+            for name in t.placeholders
+            for i, a in enumerate(self.attributes)
+            if a.name == name
+        ]
+        positions += [self.attributes.index(self._by_name[k]) for k in self.key_names if k not in templated]
+        return tuple(positions)
 
     @property
     def key_names(self) -> tuple[str, ...]:
+        """The DynamoDB table's key attributes."""
         return (self.partition_key,) if self.sort_key is None else (self.partition_key, self.sort_key)
 
     @property
-    def key_attributes(self) -> tuple[Attribute, ...]:
-        return tuple(self._by_name[name] for name in self.key_names)
+    def primary_key_columns(self) -> tuple[str, ...]:
+        return tuple(self.attributes[i].column for i in self.key_positions)
+
+    @cached_property
+    def known_names(self) -> frozenset[str]:
+        """Top-level attributes the row holds or implies: never kept in the extras."""
+        names = {a.path[0] for a in self.attributes if len(a.path) == 1}
+        names |= {t.attribute for t in self.templates} | {name for name, _ in self.constants}
+        names |= {r.attribute for r in self.rules if r.equals is not None}
+        return frozenset(names)
+
+    @cached_property
+    def path_roots(self) -> frozenset[str]:
+        """Maps whose members are mapped: known to the `reject` policy, kept whole in the extras."""
+        return frozenset(a.path[0] for a in self.attributes if len(a.path) > 1)
+
+    @cached_property
+    def simple(self) -> bool:
+        """Top-level attributes only, the key as it is: the decode's fast path."""
+        return not self.templates and not self.constants and all(len(a.path) == 1 for a in self.attributes)
 
     @property
     def keeps_extras(self) -> bool:
@@ -88,145 +119,112 @@ class TableMapping:
     def attribute(self, name: str) -> Attribute | None:
         return self._by_name.get(name)
 
+    def describe(self) -> str:
+        return f"{self.entity} ({self.sql_table})" if self.entity else self.sql_table
+
+
+@dataclass(frozen=True)
+class SecondaryIndex:
+    """A global secondary index the mapping declares, created with the table in AWS and locally."""
+
+    name: str
+    keys: tuple[KeyAttribute, ...]
+    projection: str = "ALL"  # ALL, KEYS_ONLY or INCLUDE
+    non_key_attributes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class SourceTable:
+    """One DynamoDB table: its key, its indexes, and the SQL tables (entities) its items go to."""
+
+    name: str
+    keys: tuple[KeyAttribute, ...]
+    entities: tuple[TableMapping, ...]
+    unmatched: str = "reject"
+    indexes: tuple[SecondaryIndex, ...] = ()
+
+    @property
+    def dynamodb_table(self) -> str:
+        return self.name
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        return tuple(k.name for k in self.keys)
+
+    @cached_property
+    def routes_by_attribute(self) -> bool:
+        """Whether an entity is told by a non-key attribute, so an item can move between entities."""
+        keys = set(self.key_names)
+        return any(rule.attribute not in keys for entity in self.entities for rule in entity.rules)
+
+    def route(self, image: dict[str, Any]) -> TableMapping | None:
+        """The first entity whose rules all hold for the item, or None."""
+        for entity in self.entities:
+            if all(rule.matches(image) for rule in entity.rules):
+                return entity
+        return None
+
+    def describe_rules(self) -> str:
+        return "; ".join(
+            f"{e.entity}: {' and '.join(r.describe() for r in e.rules) or 'any item'}" for e in self.entities
+        )
+
 
 @dataclass(frozen=True)
 class Mappings:
-    """All mappings of a deployment, found by DynamoDB table name."""
+    """All mappings of a deployment: DynamoDB tables by name, SQL tables (entities) by name."""
 
-    tables: tuple[TableMapping, ...]
+    tables: tuple[SourceTable, ...]
 
     def __post_init__(self) -> None:
         _check_unique(self.tables)
-        object.__setattr__(self, "_by_dynamodb_table", {t.dynamodb_table: t for t in self.tables})
+        object.__setattr__(self, "_by_dynamodb_table", {t.name: t for t in self.tables})
+        object.__setattr__(self, "_by_sql_table", {e.sql_table: e for e in self.entities})
 
-    def __iter__(self) -> Iterator[TableMapping]:
+    def __iter__(self) -> Iterator[SourceTable]:
         return iter(self.tables)
 
     def __len__(self) -> int:
         return len(self.tables)
 
-    def for_dynamodb_table(self, name: str) -> TableMapping | None:
+    @property
+    def entities(self) -> tuple[TableMapping, ...]:
+        """Every SQL table the mappings feed."""
+        return tuple(e for t in self.tables for e in t.entities)
+
+    def for_dynamodb_table(self, name: str) -> SourceTable | None:
         return self._by_dynamodb_table.get(name)
 
     def for_sql_table(self, name: str) -> TableMapping | None:
-        return next((t for t in self.tables if t.sql_table == name), None)
+        return self._by_sql_table.get(name)
 
 
-def snake_case(name: str) -> str:
-    """Default column name for an attribute: `empName` -> `emp_name`."""
-    return _SNAKE.sub("_", name).strip("_").lower()
+def _check_unique(tables: tuple[SourceTable, ...]) -> None:
+    seen_tables: set[str] = set()
+    seen_sql: dict[str, str] = {}
+    for table in tables:
+        if table.name in seen_tables:
+            raise MappingError(f"mapping {table.name}: dynamodb_table {table.name!r} is mapped twice")
+        seen_tables.add(table.name)
+        for entity in table.entities:
+            where = f"mapping {table.name}" + (f" entity {entity.entity}" if entity.entity else "")
+            other = seen_sql.setdefault(entity.sql_table, where)
+            if other != where:
+                raise MappingError(f"{where}: sql_table {entity.sql_table!r} is mapped twice (also by {other})")
 
 
-def parse_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> TableMapping:
-    """Build and check one table mapping from its declaration."""
-    table = data.get("dynamodb_table")
-    if not isinstance(table, str) or not table:
-        raise MappingError(f"{source}: `dynamodb_table` is required")
-    where = f"mapping {table}"
-    known = {"dynamodb_table", "sql_table", "partition_key", "sort_key", "unknown_attributes", "attributes"}
-    for extra in sorted(set(data) - known):
-        raise MappingError(f"{where}: unknown setting {extra!r} (allowed: {', '.join(sorted(known))})")
-    sql_table = data.get("sql_table") or snake_case(table)
-    _check_identifier(where, "sql_table", sql_table)
-    policy = data.get("unknown_attributes", "extras")
-    if policy not in UNKNOWN_ATTRIBUTE_POLICIES:
-        raise MappingError(
-            f"{where}: unknown_attributes = {policy!r} (allowed: {', '.join(UNKNOWN_ATTRIBUTE_POLICIES)})"
-        )
-    declared = data.get("attributes")
-    if not isinstance(declared, Mapping) or not declared:
-        raise MappingError(f"{where}: `attributes` must declare at least the key attributes")
-    attributes = tuple(_parse_attribute(where, name, spec) for name, spec in declared.items())
-    _check_columns(where, attributes)
+# The declaration's parser builds these classes; both are reached from here.
+from schema.declaration import load_mappings, parse_mapping, snake_case  # noqa: E402
 
-    partition_key = data.get("partition_key")
-    sort_key = data.get("sort_key")
-    if not isinstance(partition_key, str):
-        raise MappingError(f"{where}: `partition_key` is required")
-    by_name = {a.name: a for a in attributes}
-    for role, key in (("partition_key", partition_key), ("sort_key", sort_key)):
-        if key is None:
-            continue
-        attribute = by_name.get(key)
-        if attribute is None:
-            raise MappingError(f"{where}.{key}: {role} is not a mapped attribute; add it to `attributes`")
-        if attribute.ddb_type not in KEY_TYPES:
-            raise MappingError(
-                f"{where}.{key}: a key attribute must be of type {', '.join(KEY_TYPES)}, not {attribute.ddb_type}"
-            )
-        if not attribute.type.exact:
-            raise MappingError(
-                f"{where}.{key}: a key attribute needs an exact column type, not {attribute.sql_type} "
-                "(distinct keys such as 0.1 and 0.10000000000000000001 would become one row): use numeric"
-            )
-    return TableMapping(table, sql_table, partition_key, sort_key, attributes, policy)
-
-
-def _parse_attribute(where: str, name: str, spec: Any) -> Attribute:
-    at = f"{where}.{name}"
-    if isinstance(spec, str):
-        spec = {"type": spec}
-    if not isinstance(spec, Mapping):
-        raise MappingError(f'{at}: expected a type such as "S" or a table {{ type = ..., column = ..., sql = ... }}')
-    for extra in sorted(set(spec) - {"type", "column", "sql"}):
-        raise MappingError(f"{at}: unknown setting {extra!r} (allowed: type, column, sql)")
-    ddb_type = spec.get("type")
-    if ddb_type not in DYNAMODB_TYPES:
-        raise MappingError(f"{at}: unknown DynamoDB type {ddb_type!r} (allowed: {', '.join(DYNAMODB_TYPES)})")
-    column = spec.get("column") or snake_case(name)
-    _check_identifier(at, "column", column)
-    if column.startswith(RESERVED_PREFIX):
-        raise MappingError(
-            f"{at}: column {column!r} uses the prefix {RESERVED_PREFIX!r}, kept for ddbsync's own columns"
-        )
-    try:
-        sql = column_type(spec.get("sql") or DEFAULT_SQL_TYPE[ddb_type])
-    except ValueError as error:
-        raise MappingError(f"{at}: {error}") from None
-    if ddb_type not in sql.accepts:
-        raise MappingError(f"{at}: a {ddb_type} attribute cannot be stored as {sql.sql}")
-    return Attribute(name, ddb_type, column, sql)
-
-
-def _check_identifier(where: str, what: str, name: Any) -> None:
-    if not isinstance(name, str) or not name.strip():
-        raise MappingError(f"{where}: {what} must be a non-empty name")
-    if len(name.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
-        raise MappingError(
-            f"{where}: {what} {name!r} is {len(name.encode('utf-8'))} bytes; "
-            f"PostgreSQL names hold at most {MAX_IDENTIFIER_BYTES}"
-        )
-
-
-def _check_columns(where: str, attributes: tuple[Attribute, ...]) -> None:
-    seen: dict[str, str] = {}
-    for attribute in attributes:
-        other = seen.setdefault(attribute.column, attribute.name)
-        if other != attribute.name:
-            raise MappingError(f"{where}.{attribute.name}: column {attribute.column!r} is already used by {other}")
-
-
-def _check_unique(tables: tuple[TableMapping, ...]) -> None:
-    for attr in ("dynamodb_table", "sql_table"):
-        seen: set[str] = set()
-        for table in tables:
-            value = getattr(table, attr)
-            if value in seen:
-                raise MappingError(f"mapping {table.dynamodb_table}: {attr} {value!r} is mapped twice")
-            seen.add(value)
-
-
-def load_mappings(directory: str | os.PathLike[str] | None = None) -> Mappings:
-    """Load every `*.toml` mapping from `directory`, `$DDBSYNC_MAPPINGS`, or the shipped examples."""
-    folder = Path(directory or os.environ.get(MAPPINGS_ENV) or MAPPINGS_DIR)
-    files = sorted(folder.glob("*.toml"))
-    if not files:
-        raise MappingError(f"no mapping files (*.toml) in {folder}")
-    tables = []
-    for path in files:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as error:
-            raise MappingError(f"{path.name}: not valid TOML: {error}") from None
-        tables.append(parse_mapping(data, source=path.name))
-    return Mappings(tuple(tables))
+__all__ = [
+    "Attribute",
+    "KeyAttribute",
+    "MappingError",
+    "Mappings",
+    "SecondaryIndex",
+    "SourceTable",
+    "TableMapping",
+    "load_mappings",
+    "parse_mapping",
+    "snake_case",
+]

@@ -13,6 +13,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any, Callable
 
@@ -43,6 +44,9 @@ _INT_RANGES = {
     "integer": (-(2**31), 2**31 - 1),
     "bigint": (-(2**63), 2**63 - 1),
 }
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class ConversionError(ValueError):
@@ -157,6 +161,38 @@ def _double(tag: str, raw: Any) -> float:
     return float(parse_number(raw))
 
 
+def _timestamp(tag: str, raw: Any) -> str:
+    """ISO 8601 text (no offset: UTC) or epoch seconds (DynamoDB TTL attributes) -> an ISO instant."""
+    if tag == "N":
+        seconds = parse_number(raw)
+        try:
+            instant = EPOCH + timedelta(seconds=float(seconds))
+        except OverflowError:
+            raise ConversionError(f"{raw} epoch seconds is out of range for timestamptz") from None
+        return instant.isoformat()
+    return _instant(raw).isoformat()
+
+
+def _instant(raw: Any) -> datetime:
+    if not isinstance(raw, str):
+        raise ConversionError(f"expected an ISO 8601 string, got {type(raw).__name__}")
+    try:
+        instant = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ConversionError(f"{raw[:60]!r} is not an ISO 8601 date and time") from None
+    return instant if instant.tzinfo is not None else instant.replace(tzinfo=timezone.utc)
+
+
+def _date(tag: str, raw: Any) -> str:
+    """ISO 8601 date, or a date and time taken in UTC."""
+    if isinstance(raw, str) and len(raw) == 10:
+        try:
+            return date.fromisoformat(raw).isoformat()
+        except ValueError:
+            raise ConversionError(f"{raw!r} is not an ISO 8601 date") from None
+    return _instant(raw).astimezone(timezone.utc).date().isoformat()
+
+
 def _boolean(tag: str, raw: Any) -> bool:
     if not isinstance(raw, bool):
         raise ConversionError(f"expected true or false, got {raw!r:.40}")
@@ -248,6 +284,8 @@ def _fixed_types() -> dict[str, ColumnType]:
         ColumnType("numeric", frozenset({"N"}), pg.NUMERIC(), "numeric", _numeric(None, None)),
         ColumnType("double precision", frozenset({"N"}), pg.DOUBLE_PRECISION(), "float8", _double, exact=False),
         ColumnType("boolean", frozenset({"BOOL"}), pg.BOOLEAN(), "boolean", _boolean),
+        ColumnType("timestamptz", frozenset({"S", "N"}), pg.TIMESTAMP(timezone=True), "timestamptz", _timestamp),
+        ColumnType("date", frozenset({"S"}), pg.DATE(), "date", _date),
         ColumnType("bytea", frozenset({"B"}), pg.BYTEA(), "bytea", _bytea),
         ColumnType("jsonb", frozenset(DYNAMODB_TYPES), pg.JSONB(), "text", _jsonb, _JSONB_EXPRESSION),
         ColumnType(
@@ -287,6 +325,7 @@ _ALIASES = {
     "float8": "double precision",
     "decimal": "numeric",
     "character varying": "varchar",
+    "timestamp with time zone": "timestamptz",
 }
 _PARAMETERISED = re.compile(r"^(varchar|numeric)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)$")
 

@@ -42,23 +42,47 @@ class ApplyCounts:
         return ApplyCounts(self.upserted + other.upserted, self.deleted + other.deleted, self.stale + other.stale)
 
 
-@lru_cache(maxsize=64)
-def apply_statement(table: TableMapping) -> str:
-    """The one statement that applies a batch of changes to `table`; built once per mapping."""
-    t = quote_ident(table.sql_table)
+def _record_type(table: TableMapping) -> str:
+    """The batch document's row type: key, version, deletion, one field per column, the extras."""
     inputs = [("_key", "text"), ("_version", "numeric"), ("_deleted", "boolean")]
     inputs += [(f"c{i}", a.type.transport) for i, a in enumerate(table.attributes)]
     if table.keeps_extras:
         inputs.append(("_extras", "text"))
-    record_type = ", ".join(f"{name} {sql_type}" for name, sql_type in inputs)
+    return ", ".join(f"{name} {sql_type}" for name, sql_type in inputs)
 
-    key_match = " AND ".join(f"t.{quote_ident(table.attributes[i].column)} = b.c{i}" for i in table.key_positions)
-    key_columns = ", ".join(quote_ident(table.attributes[i].column) for i in table.key_positions)
+
+def _column_values(table: TableMapping) -> tuple[list[str], list[str]]:
+    """The table's mapped columns (and extras) and the expressions that give them from a document row `b`."""
     columns = [quote_ident(a.column) for a in table.attributes]
     values = [a.type.expression.format(f"b.c{i}") for i, a in enumerate(table.attributes)]
     if table.keeps_extras:
         columns.append(quote_ident(EXTRAS_COLUMN))
         values.append("b._extras::jsonb")
+    return columns, values
+
+
+@lru_cache(maxsize=64)
+def rows_query(table: TableMapping) -> str:
+    """A batch document as the rows the apply statement would write (for comparing), deletions flagged."""
+    _, values = _column_values(table)
+    return f"SELECT b._deleted, {', '.join(values)} FROM json_to_recordset(%s) AS b({_record_type(table)})"
+
+
+@lru_cache(maxsize=64)
+def stored_rows_query(table: TableMapping) -> str:
+    """The table's mapped columns as they are, in the order `rows_query` gives them."""
+    columns, _ = _column_values(table)
+    return f"SELECT {', '.join(columns)} FROM {quote_ident(table.sql_table)}"
+
+
+@lru_cache(maxsize=64)
+def apply_statement(table: TableMapping) -> str:
+    """The one statement that applies a batch of changes to `table`; built once per mapping."""
+    t = quote_ident(table.sql_table)
+    record_type = _record_type(table)
+    key_match = " AND ".join(f"t.{quote_ident(table.attributes[i].column)} = b.c{i}" for i in table.key_positions)
+    key_columns = ", ".join(quote_ident(table.attributes[i].column) for i in table.key_positions)
+    columns, values = _column_values(table)
     columns += [quote_ident(VERSION_COLUMN), quote_ident(SYNCED_AT_COLUMN)]
     values += ["b._version", "now()"]
     non_key = [c for i, c in enumerate(columns) if i not in table.key_positions]

@@ -27,7 +27,7 @@ import psycopg2.extensions
 
 from ddbsync.core.apply import Applier, ApplyCounts
 from ddbsync.core.coalesce import last_change_per_item
-from ddbsync.core.decode import Change, ConfigurationError, Reject, decode_record, sequence_number
+from ddbsync.core.decode import Change, ConfigurationError, Ignored, Reject, decode_record, sequence_number
 from ddbsync.core.errors import ErrorKind, describe, error_kind
 from ddbsync.core.rejects import RejectedRecord, write_rejects
 from ddbsync.core.tombstones import TOMBSTONE_RETENTION, purge_tombstones
@@ -51,6 +51,7 @@ class BatchResult:
     records: int
     counts: ApplyCounts = field(default_factory=ApplyCounts)
     rejected: int = 0
+    ignored: int = 0  # records of items no entity matches, where the mapping says to ignore them
     retry_from: str | None = None
     error: str | None = None
     seconds: float = 0.0
@@ -59,7 +60,7 @@ class BatchResult:
 
     @property
     def applied(self) -> int:
-        return self.records - self.rejected if self.retry_from is None else 0
+        return self.records - self.rejected - self.ignored if self.retry_from is None else 0
 
     def response(self) -> dict[str, list[dict[str, str]]]:
         """The `ReportBatchItemFailures` answer for Lambda."""
@@ -156,13 +157,14 @@ class Replicator:
         if not records:
             return result
         decoded = [decode_record(record, i, self.mappings) for i, record in enumerate(records)]
-        history = [d for d in decoded if isinstance(d, Change)]
+        history = [change for d in decoded if isinstance(d, list) for change in d]
         changes = last_change_per_item(history)
         rejects = [
             RejectedRecord(records[d.position], d.reason, d.table_name, position=d.position)
             for d in decoded
             if isinstance(d, Reject)
         ]
+        result.ignored = sum(1 for d in decoded if isinstance(d, Ignored))
         while True:
             result.attempts += 1
             try:

@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from ddbsync.core.version import VersionError, stream_version
-from schema.model import Mappings, TableMapping
+from schema.model import Attribute, Mappings, SourceTable, TableMapping
 from schema.types import ConversionError, storable, to_json, to_plain, typed_value
 
 UNUSABLE_VIEW_TYPES = ("KEYS_ONLY", "OLD_IMAGE")
@@ -37,12 +37,23 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
+class Ignored:
+    """A record of an item no entity matches, in a mapping whose `unmatched` policy is `ignore`."""
+
+    position: int
+    table_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Reject:
     """A record that cannot be applied as it is, kept whole with the reason."""
 
     position: int
     reason: str
     table_name: str | None
+
+
+Decoded = list[Change] | Reject | Ignored
 
 
 @lru_cache(maxsize=256)
@@ -92,34 +103,87 @@ def _key_text(value: Any) -> str:
     return value
 
 
-def decode_record(record: dict[str, Any], position: int, mappings: Mappings) -> Change | Reject:
-    """Decode one stream record through its table's mapping."""
+def decode_record(record: dict[str, Any], position: int, mappings: Mappings) -> Decoded:
+    """Decode one stream record through its table's mapping: the changes it makes to SQL rows.
+
+    Usually one change. A single-table mapping routes the item to its entity; where entities are told
+    by a non-key attribute, an item that changed entity is also deleted from the one it left (found
+    from the old image, or, without one, from every entity whose key template fits the key).
+    """
     table_name: str | None = None
     try:
         table_name = table_name_from_arn(record.get("eventSourceARN", ""))
-        table = mappings.for_dynamodb_table(table_name)
-        if table is None:
+        source = mappings.for_dynamodb_table(table_name)
+        if source is None:
             return Reject(position, f"no mapping for DynamoDB table {table_name!r}", table_name)
         dynamodb = record["dynamodb"]
         check_view_type(dynamodb.get("StreamViewType"), f"table {table_name}")
         version = stream_version(dynamodb)
         event = record.get("eventName")
         if event == "REMOVE":
-            image, deleted = dynamodb["Keys"], True
-        elif event in ("INSERT", "MODIFY"):
-            image = dynamodb.get("NewImage")
-            if image is None:
-                raise ConfigurationError(
-                    f"table {table_name}: {event} record without NewImage; the stream must carry new images"
-                )
-            deleted = False
-        else:
+            return _removal(source, dynamodb, version, position)
+        if event not in ("INSERT", "MODIFY"):
             return Reject(position, f"unknown eventName {event!r}", table_name)
-        values, extras = decode_image(table, image, keys_only=deleted)
-        return Change(table, item_key(table, values), version, deleted, values, extras, position)
+        image = dynamodb.get("NewImage")
+        if image is None:
+            raise ConfigurationError(
+                f"table {table_name}: {event} record without NewImage; the stream must carry new images"
+            )
+        entity = source.route(image)
+        if entity is None:
+            return _unmatched(source, dynamodb["Keys"], position)
+        values, extras = decode_image(entity, image)
+        changes = [Change(entity, item_key(entity, values), version, False, values, extras, position)]
+        if source.routes_by_attribute and event == "MODIFY":
+            old = dynamodb.get("OldImage")
+            left = _fitting(source, dynamodb["Keys"]) if old is None else [source.route(old)]
+            changes += _deletes(
+                [e for e in left if e is not None and e is not entity], dynamodb["Keys"], version, position
+            )
+        return changes
     except (ConversionError, VersionError, ValueError, KeyError, TypeError, AttributeError) as error:
         reason = str(error) if not isinstance(error, KeyError) else f"record has no {error}"
         return Reject(position, reason, table_name)
+
+
+def _removal(source: SourceTable, dynamodb: dict[str, Any], version: int, position: int) -> Decoded:
+    """A REMOVE: the key finds the entity, or the old image does; without one, every entity that fits."""
+    keys = dynamodb["Keys"]
+    if not source.routes_by_attribute:
+        entity = source.route(keys)
+        return _unmatched(source, keys, position) if entity is None else _deletes([entity], keys, version, position)
+    old = dynamodb.get("OldImage")
+    entities = _fitting(source, keys) if old is None else [e for e in [source.route(old)] if e is not None]
+    return _deletes(entities, keys, version, position) if entities else _unmatched(source, keys, position)
+
+
+def _deletes(entities: list[TableMapping], keys: dict[str, Any], version: int, position: int) -> list[Change]:
+    changes = []
+    for entity in entities:
+        values, _ = decode_image(entity, keys, keys_only=True)
+        changes.append(Change(entity, item_key(entity, values), version, True, values, None, position))
+    return changes
+
+
+def _fitting(source: SourceTable, keys: dict[str, Any]) -> list[TableMapping]:
+    """The entities whose key templates read this key: one of them, at most, holds the item."""
+    fitting = []
+    for entity in source.entities:
+        try:
+            decode_image(entity, keys, keys_only=True)
+        except ConversionError:
+            continue
+        fitting.append(entity)
+    return fitting
+
+
+def _unmatched(source: SourceTable, keys: dict[str, Any], position: int) -> Reject | Ignored:
+    if source.unmatched == "ignore":
+        return Ignored(position, source.name)
+    shown = ", ".join(f"{name} = {to_plain(*typed_value(value))!r}" for name, value in keys.items())
+    return Reject(
+        position, f"no entity of {source.name} matches the item ({shown}); tried {source.describe_rules()}", source.name
+    )
 
 
 def decode_image(
@@ -128,6 +192,8 @@ def decode_image(
     """A DynamoDB item image as the mapped row's values plus its unmapped attributes."""
     if not isinstance(image, dict):
         raise ConversionError("item image is not a map")
+    if not table.simple:
+        return _decode_entity(table, image, keys_only)
     values = []
     found = 0
     key_names = table.key_names
@@ -140,35 +206,130 @@ def decode_image(
             values.append(None)
             continue
         found += 1
-        if type(value) is dict and len(value) == 1:  # the usual case, inline: this loop is hot
-            ((tag, raw),) = value.items()
-        else:
-            tag, raw = typed_value(value)
         if keys_only and name not in key_names:
             values.append(None)
-        elif tag == "NULL":
-            if name in key_names:
-                raise ConversionError(f"key attribute {name!r} is NULL")
-            values.append(None)
-        elif tag not in attribute.type.accepts:
-            raise ConversionError(
-                f"attribute {name!r} is {tag}, but its column {attribute.column} ({attribute.sql_type}) "
-                f"takes {'/'.join(sorted(attribute.type.accepts))}"
-            )
         else:
-            try:
-                values.append(attribute.type.convert(tag, raw))
-            except ConversionError as error:
-                raise ConversionError(f"attribute {name!r}: {error}") from None
+            values.append(_convert(attribute, value, name in key_names))
     if keys_only or found == len(image):
         return tuple(values), None
-    unknown = [name for name in image if table.attribute(name) is None]
+    return tuple(values), _extras(table, image)
+
+
+def _convert(attribute: Attribute, value: Any, key: bool) -> Any:
+    """One typed DynamoDB value as its column's parameter."""
+    if type(value) is dict and len(value) == 1:  # the usual case, inline: this runs for every value
+        ((tag, raw),) = value.items()
+    else:
+        tag, raw = typed_value(value)
+    if tag == "NULL":
+        if key:
+            raise ConversionError(f"key attribute {attribute.name!r} is NULL")
+        return None
+    if tag not in attribute.type.accepts:
+        raise ConversionError(
+            f"attribute {attribute.name!r} is {tag}, but its column {attribute.column} ({attribute.sql_type}) "
+            f"takes {'/'.join(sorted(attribute.type.accepts))}"
+        )
+    try:
+        return attribute.type.convert(tag, raw)
+    except ConversionError as error:
+        raise ConversionError(f"attribute {attribute.name!r}: {error}") from None
+
+
+def _extras(table: TableMapping, image: dict[str, Any]) -> str | None:
+    """The item's attributes the row does not hold as columns (nor implies), as JSON; or the reject."""
+    unknown = [name for name in image if name not in table.known_names]
+    if not unknown:
+        return None
     if table.unknown_attributes == "reject":
-        raise ConversionError(f"attributes not in the mapping: {', '.join(sorted(unknown))}")
-    extras = None
-    if table.keeps_extras:
-        try:
-            extras = storable(to_json({name: to_plain(*typed_value(image[name])) for name in unknown}))
-        except ConversionError as error:
-            raise ConversionError(f"unmapped attribute: {error}") from None
-    return tuple(values), extras
+        refused = [name for name in unknown if name not in table.path_roots]
+        if refused:
+            raise ConversionError(f"attributes not in the mapping: {', '.join(sorted(refused))}")
+    if not table.keeps_extras:
+        return None
+    try:
+        return storable(to_json({name: to_plain(*typed_value(image[name])) for name in unknown}))
+    except ConversionError as error:
+        raise ConversionError(f"unmapped attribute: {error}") from None
+
+
+def _decode_entity(table: TableMapping, image: dict[str, Any], keys_only: bool) -> tuple[tuple[Any, ...], str | None]:
+    """The general decode: key templates and constants, nested paths."""
+    parts = _key_parts(table, image)
+    key_names = table.key_names
+    values = []
+    for attribute in table.attributes:
+        path = attribute.path
+        if not path:
+            values.append(_placeholder(table, attribute, parts[attribute.name]))
+            continue
+        key = len(path) == 1 and path[0] in key_names
+        if keys_only and not key:
+            values.append(None)
+            continue
+        value = image.get(path[0]) if len(path) == 1 else _walk(image, attribute)
+        if value is None:
+            if key:
+                raise ConversionError(f"key attribute {path[0]!r} is missing")
+            values.append(None)
+        else:
+            values.append(_convert(attribute, value, key))
+    return tuple(values), None if keys_only else _extras(table, image)
+
+
+def _key_parts(table: TableMapping, image: dict[str, Any]) -> dict[str, str]:
+    """The placeholders' text read from the key through the entity's templates; its constants checked."""
+    parts: dict[str, str] = {}
+    for template in table.templates:
+        raw = _key_string(image, template.attribute)
+        found = template.parse(raw)
+        if found is None:
+            raise ConversionError(
+                f"key {template.attribute} = {raw!r} does not fit the template {template.text!r} of {table.describe()}"
+            )
+        parts.update(found)
+    for name, expected in table.constants:
+        raw = _key_string(image, name)
+        if raw != expected:
+            raise ConversionError(f"key {name} = {raw!r} is not {expected!r}, as {table.describe()} requires")
+    return parts
+
+
+def _key_string(image: dict[str, Any], name: str) -> str:
+    value = image.get(name)
+    if value is None:
+        raise ConversionError(f"key attribute {name!r} is missing")
+    tag, raw = typed_value(value)
+    if tag not in ("S", "N"):
+        raise ConversionError(f"key attribute {name!r} is {tag}; a template or match reads a string")
+    return str(raw)
+
+
+def _placeholder(table: TableMapping, attribute: Attribute, text: str) -> Any:
+    """A placeholder's text as its column's value; a number must give the same text back (`007` is not 7)."""
+    try:
+        value = attribute.type.convert(attribute.ddb_type, text)
+    except ConversionError as error:
+        raise ConversionError(f"key part {attribute.name} of {table.describe()}: {error}") from None
+    if attribute.ddb_type == "N" and str(value) != text:
+        raise ConversionError(
+            f"key part {attribute.name} = {text!r} of {table.describe()} would come back as {value}: "
+            "the key could not be rebuilt from the row"
+        )
+    return value
+
+
+def _walk(image: dict[str, Any], attribute: Attribute) -> Any:
+    """The value at a nested path: None where a map lacks it; a reject where the path crosses a non-map."""
+    value = image.get(attribute.path[0])
+    for depth, name in enumerate(attribute.path[1:], 1):
+        if value is None:
+            return None
+        tag, raw = typed_value(value)
+        if tag == "NULL":
+            return None
+        if tag != "M":
+            through = ".".join(attribute.path[:depth])
+            raise ConversionError(f"path {attribute.name!r}: {through} is {tag}, not a map")
+        value = raw.get(name)
+    return value

@@ -19,7 +19,7 @@ import psycopg2
 from psycopg2.extras import execute_values
 
 from ddbsync.core.apply import quote_ident
-from ddbsync.core.decode import decode_image, item_key, sequence_number, table_name_from_arn
+from ddbsync.core.decode import decode_record, sequence_number
 from ddbsync.core.errors import ErrorKind, describe, error_kind
 from ddbsync.core.version import stream_version
 from schema.metadata import REJECTS_TABLE
@@ -59,15 +59,21 @@ def identified(reject: RejectedRecord, mappings: Mappings) -> RejectedRecord:
     except ValueError:
         version = None
     keys = dynamodb.get("Keys")
-    table = None
-    try:
-        table = mappings.for_dynamodb_table(table_name_from_arn(reject.record.get("eventSourceARN", "")))
-        key = item_key(table, decode_image(table, keys, keys_only=True)[0]) if table else None
-    except (ValueError, TypeError, KeyError, AttributeError):
-        key = None
-    if key is None and keys is not None:
+    sql_table = key = None
+    removal = {
+        "eventName": "REMOVE",
+        "eventSourceARN": reject.record.get("eventSourceARN", ""),
+        "dynamodb": {
+            "Keys": keys,
+            "SequenceNumber": dynamodb.get("SequenceNumber"),
+            "ApproximateCreationDateTime": dynamodb.get("ApproximateCreationDateTime"),
+        },
+    }
+    found = decode_record(removal, 0, mappings) if isinstance(keys, dict) else None
+    if isinstance(found, list) and len(found) == 1:
+        sql_table, key = found[0].table.sql_table, found[0].item_key
+    elif keys is not None:
         key = hashlib.sha256(_json(keys).encode()).hexdigest()
-    sql_table = table.sql_table if table is not None else None
     return RejectedRecord(reject.record, reject.reason, reject.table_name, sql_table, key, version, reject.position)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ddbsync.core.apply import quote_ident
 from ddbsync.core.batch import Replicator
-from ddbsync.core.decode import Change, decode_record
+from ddbsync.core.decode import decode_record
 from schema.metadata import REJECTS_TABLE
 
 PAGE = 1000
@@ -51,7 +51,7 @@ def replay_rejects(replicator: Replicator, dynamodb_table: str | None = None, li
         if not page:
             break
         after = page[-1][0]
-        ready = [(i, r) for i, r in page if isinstance(decode_record(r, 0, replicator.mappings), Change)]
+        ready = [(i, r) for i, r in page if isinstance(decode_record(r, 0, replicator.mappings), list)]
         still += len(page) - len(ready)
         ready = ready[: limit - replayed]
         if not ready:

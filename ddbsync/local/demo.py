@@ -1,4 +1,4 @@
-"""`make demo`: the seed 002 walk-through and a few thousand changes, replicated on the local stack."""
+"""`make demo`: seed 002's walk-through, then Employees and Shop changes, replicated on the local stack."""
 
 from __future__ import annotations
 
@@ -8,73 +8,15 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, TextIO
+from typing import TextIO
 
 import psycopg2
 
-from ddbsync.core.decode import decode_image
+from ddbsync.core.compare import Comparison, compare
 from ddbsync.local.stack import LocalStack, drain, handler_metrics_discarded, replicate_until
 from ddbsync.local.stream_runner import BatchReport, StreamRunner
-from schema.types import ConversionError
-
-DEPARTMENTS = ["AnyDept", "ExDept", "Ops", "Sales", "Finance"]
-NAMES = ["Akua", "Bo", "Chen", "Dara", "Émile", "Farah", "Gus", "Hana", "Ines", "Jon"]
-
-
-def seed_walk_through(dynamodb: Any) -> list[tuple[str, Callable[[], Any]]]:
-    """Seed 002's three AWS CLI steps, as the same DynamoDB requests."""
-    return [
-        (
-            "put-item Id=2001 (empName Akua, empDepartment AnyDept)",
-            lambda: dynamodb.put_item(
-                TableName="Employees",
-                Item={"Id": {"N": "2001"}, "empDepartment": {"S": "AnyDept"}, "empName": {"S": "Akua"}},
-            ),
-        ),
-        (
-            "update-item Id=2001 SET empDepartment = ExDept",
-            lambda: dynamodb.update_item(
-                TableName="Employees",
-                Key={"Id": {"N": "2001"}},
-                UpdateExpression="SET empDepartment = :newval",
-                ExpressionAttributeValues={":newval": {"S": "ExDept"}},
-            ),
-        ),
-        ("delete-item Id=2001", lambda: dynamodb.delete_item(TableName="Employees", Key={"Id": {"N": "2001"}})),
-    ]
-
-
-def generated_changes(count: int, rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
-    """Puts, updates and deletes over a few hundred employees, with the odd value too long to fit."""
-    changes: list[tuple[str, dict[str, Any]]] = []
-    for _ in range(count):
-        key = {"Id": {"N": str(rng.randrange(1, 600))}}
-        roll = rng.random()
-        if roll < 0.6:
-            name = rng.choice(NAMES) if rng.random() > 0.01 else "A name far too long for varchar(20)"
-            item = {**key, "empName": {"S": name}, "empDepartment": {"S": rng.choice(DEPARTMENTS)}}
-            if rng.random() < 0.2:
-                item["empLevel"] = {"N": str(rng.randrange(1, 9))}  # not mapped: lands in _ddb_extras
-            changes.append(("put", item))
-        elif roll < 0.85:
-            changes.append(("update", key))
-        else:
-            changes.append(("delete", key))
-    return changes
-
-
-def apply_change(dynamodb: Any, kind: str, item: dict[str, Any], rng: random.Random) -> None:
-    if kind == "put":
-        dynamodb.put_item(TableName="Employees", Item=item)
-    elif kind == "update":
-        dynamodb.update_item(
-            TableName="Employees",
-            Key=item,
-            UpdateExpression="SET empDepartment = :d",
-            ExpressionAttributeValues={":d": {"S": rng.choice(DEPARTMENTS)}},
-        )
-    else:
-        dynamodb.delete_item(TableName="Employees", Key=item)
+from ddbsync.local.workload import Write, mixed_writes, seed_walk_through
+from ddbsync.streams.records import lambda_json
 
 
 def employees_table(database_url: str) -> list[tuple]:
@@ -83,33 +25,36 @@ def employees_table(database_url: str) -> list[tuple]:
         return cursor.fetchall()
 
 
-def print_table(out: TextIO, rows: list[tuple], limit: int = 8) -> None:
-    print("    id   | name                 | department | _ddb_extras", file=out)
+def print_rows(out: TextIO, database_url: str, query: str, limit: int = 5) -> None:
+    """A few rows of a query, as psql would show them (roughly)."""
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute(query)
+        names = [d.name for d in cursor.description]
+        rows = cursor.fetchall()
+    print("    " + " | ".join(names), file=out)
     for row in rows[:limit]:
-        print(f"    {row[0]:<5}| {row[1] or '':<20} | {row[2] or '':<10} | {row[3] or ''}", file=out)
+        print("    " + " | ".join("" if v is None else str(v)[:24] for v in row), file=out)
     if len(rows) > limit:
         print(f"    ... {len(rows) - limit} more rows", file=out)
     if not rows:
         print("    (no rows)", file=out)
 
 
-def compare_with_dynamodb(stack: LocalStack) -> tuple[int, bool, int]:
-    """DynamoDB scanned and seen through the mapping vs the SQL table: (items, equal?, unfit items).
+def compare_with_dynamodb(stack: LocalStack) -> list[Comparison]:
+    """Every mapped DynamoDB table, scanned and seen through the mapping, against its SQL tables."""
+    dynamodb = stack.client("dynamodb")
+    results = []
+    with psycopg2.connect(stack.database_url) as connection, connection.cursor() as cursor:
+        for source in stack.mappings:
+            pages = dynamodb.get_paginator("scan").paginate(TableName=source.name, ConsistentRead=True)
+            items = [lambda_json(item) for page in pages for item in page["Items"]]
+            results += compare(cursor, stack.mappings, source.name, items)
+    connection.close()
+    return results
 
-    Items holding a value the mapping cannot take are left out: their records are in the rejects.
-    """
-    mapping = stack.mappings.for_dynamodb_table("Employees")
-    expected, unfit = {}, set()
-    for page in stack.client("dynamodb").get_paginator("scan").paginate(TableName="Employees"):
-        for item in page["Items"]:
-            try:
-                values, extras = decode_image(mapping, item)
-            except ConversionError:
-                unfit.add(int(item["Id"]["N"]))
-                continue
-            expected[values[0]] = (values[1], values[2])
-    actual = {row[0]: (row[1], row[2]) for row in employees_table(stack.database_url) if row[0] not in unfit}
-    return len(expected) + len(unfit), (expected == actual), len(unfit)
+
+def in_step(results: list[Comparison]) -> bool:
+    return all(r.equal for r in results)
 
 
 def run_demo(changes: int = 3000, rate: float = 1000.0, out: TextIO | None = None) -> int:
@@ -130,12 +75,19 @@ def _run(changes: int, rate: float, out: TextIO) -> int:
         runners = stack.runners(deliveries)
         dynamodb = stack.client("dynamodb")
         print("Seed 002 walk-through:", file=out)
-        for step, (title, request) in enumerate(seed_walk_through(dynamodb), 1):
-            request()
+        for step, (title, request) in enumerate(seed_walk_through(), 1):
+            request(dynamodb)
             drain(runners)
             print(f"  {step}. aws dynamodb {title}", file=out)
-            print_table(out, employees_table(stack.database_url))
-        _generated(stack, runners, changes, rate, out)
+            print_rows(out, stack.database_url, "SELECT id, name, department, _ddb_extras FROM employees ORDER BY id")
+        print(
+            f"\n{changes} generated changes to Employees and to the single-table Shop (customers and orders), "
+            f"at up to {rate:.0f}/s while the stream runners replicate them ...",
+            file=out,
+            flush=True,
+        )
+        rng = random.Random(2001)
+        write_while_replicating(stack, runners, mixed_writes(changes, rng), rate)
         _summary(stack, out, deliveries.applied, deliveries.lags, time.monotonic() - started)
     finally:
         stack.stop()
@@ -167,13 +119,7 @@ class WriteRun:
     behind: float  # how far the writer fell behind its rate, at worst
 
 
-def write_while_replicating(
-    stack: LocalStack,
-    runners: list[StreamRunner],
-    plan: list[tuple[str, dict[str, Any]]],
-    rate: float,
-    rng: random.Random,
-) -> WriteRun:
+def write_while_replicating(stack: LocalStack, runners: list[StreamRunner], plan: list[Write], rate: float) -> WriteRun:
     """Write `plan` at `rate` changes per second from a thread while the runners replicate, then drain."""
     errors: list[BaseException] = []
     behind = [0.0]
@@ -182,8 +128,8 @@ def write_while_replicating(
     def write() -> None:
         try:
             client = stack.client("dynamodb")
-            for i, (kind, item) in enumerate(plan):
-                apply_change(client, kind, item, rng)
+            for i, request in enumerate(plan):
+                request(client)
                 delay = (i + 1) / rate - (time.monotonic() - begun)
                 behind[0] = max(behind[0], -delay)
                 time.sleep(max(0.0, delay))
@@ -199,42 +145,52 @@ def write_while_replicating(
     return WriteRun(time.monotonic() - begun, behind[0])
 
 
-def _generated(stack: LocalStack, runners: list[StreamRunner], count: int, rate: float, out: TextIO) -> None:
-    print(
-        f"\n{count} generated changes at up to {rate:.0f}/s while the stream runner replicates them ...",
-        file=out,
-        flush=True,
-    )
-    rng = random.Random(2001)
-    write_while_replicating(stack, runners, generated_changes(count, rng), rate, rng)
-
-
 def _summary(stack: LocalStack, out: TextIO, applied: int, lags: list[float], seconds: float) -> None:
-    rows = employees_table(stack.database_url)
-    print(f"\nemployees in PostgreSQL ({len(rows)} rows):", file=out)
-    print_table(out, rows)
-    with psycopg2.connect(stack.database_url) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT reason, count(*) FROM ddbsync_rejects GROUP BY reason ORDER BY 2 DESC")
+    url = stack.database_url
+    print("\nemployees in PostgreSQL:", file=out)
+    print_rows(out, url, "SELECT id, name, department, _ddb_extras FROM employees ORDER BY id")
+    print("\nshop_customers (from Shop items with SK = PROFILE):", file=out)
+    print_rows(out, url, "SELECT customer_id, name, email, city, zip, created_at FROM shop_customers ORDER BY 1")
+    print("\nshop_orders (from Shop items with SK = ORDER#...):", file=out)
+    print_rows(out, url, "SELECT customer_id, order_id, status, total, placed_at FROM shop_orders ORDER BY 1, 2")
+    with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+        # Reasons up to their first parenthesis: "no entity of Shop matches the item (PK = ...)" is one kind.
+        cursor.execute(
+            "SELECT split_part(reason, ' (', 1), count(*) FROM ddbsync_rejects GROUP BY 1 ORDER BY 2 DESC, 1"
+        )
         rejects = cursor.fetchall()
-    items, equal, unfit = compare_with_dynamodb(stack)
+    connection.close()
+    results = compare_with_dynamodb(stack)
     lag_ms = sorted(x * 1000 for x in lags) or [0.0]
     percentile = lambda p: lag_ms[min(len(lag_ms) - 1, int(p / 100 * len(lag_ms)))]  # noqa: E731
     print("\nSummary:", file=out)
     print(f"  stream records delivered to the handler  {applied}", file=out)
     print(f"  records rejected (kept in ddbsync_rejects) {sum(n for _, n in rejects)}", file=out)
-    for reason, n in rejects:
-        print(f"    {n} x {reason}", file=out)
+    for reason, n in rejects[:6]:
+        print(f"    {n} x {reason[:110]}", file=out)
     print(
         f"  lag, DynamoDB write to committed row     p50 {percentile(50):.0f} ms, p95 {percentile(95):.0f} ms, "
         f"mean {statistics.fmean(lag_ms):.0f} ms",
         file=out,
     )
-    verdict = "yes" if equal else "NO"
-    print(
-        f"  DynamoDB items {items}, of which {unfit} hold a value the mapping cannot take; "
-        f"SQL rows equal to the other {items - unfit}: {verdict}",
-        file=out,
-    )
+    for result in results:
+        print(f"  {_verdict(result)}", file=out)
     print(f"  finished in {seconds:.1f} s", file=out)
-    if verdict != "yes":
-        raise SystemExit("the SQL table does not match DynamoDB")
+    if not in_step(results):
+        raise SystemExit("the SQL tables do not match DynamoDB")
+
+
+def _verdict(result: Comparison) -> str:
+    table = f"{result.table.dynamodb_table} -> {result.table.sql_table}"
+    unfit = f" ({result.unfit} items hold a value the mapping cannot take; their records are in the rejects)"
+    if result.equal:
+        return f"{table}: {result.actual} rows, equal to DynamoDB seen through the mapping: yes" + (
+            unfit if result.unfit else ""
+        )
+    return (
+        f"{table}: NOT equal: {len(result.missing)} missing, {len(result.unexpected)} unexpected, "
+        f"{len(result.different)} different (first: {(result.missing + result.unexpected + result.different)[:3]})"
+    )
+
+
+__all__ = ["Deliveries", "Write", "WriteRun", "compare_with_dynamodb", "in_step", "run_demo", "write_while_replicating"]

@@ -63,7 +63,8 @@ def test_an_older_upsert_racing_a_delete_does_not_bring_the_row_back(database, m
     holder = connect(database)
     with holder.cursor() as cursor:
         cursor.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
-        Applier().apply(cursor, first.mappings.for_dynamodb_table("Employees"), [decode_record(remove, 0, mappings)])
+        (removal,) = decode_record(remove, 0, mappings)
+        Applier().apply(cursor, mappings.for_sql_table("employees"), [removal])
     # ... while an older upsert (a replayed reject, say) starts and blocks on the deleted row.
     late = Replicator(mappings, lambda: connect(database))
     outcome = []

@@ -74,7 +74,7 @@ def test_handlers_import_from_the_unpacked_archive_alone(host_archive, tmp_path)
     zipfile.ZipFile(host_archive.path).extractall(task)
     probe = (
         "import handlers.stream, handlers.migrate, handlers.redrive; "
-        "print(handlers.stream.MAPPINGS.for_dynamodb_table('Employees').sql_table)"
+        "print(handlers.stream.MAPPINGS.for_sql_table('employees').dynamodb_table)"
     )
     # -S: no site-packages and no .pth hooks; only the archive and the runtime's own modules.
     result = subprocess.run(
@@ -90,7 +90,7 @@ def test_handlers_import_from_the_unpacked_archive_alone(host_archive, tmp_path)
         },
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "employees"
+    assert result.stdout.strip() == "Employees"
 
 
 def test_default_archive_targets_lambdas_platform():

@@ -30,16 +30,30 @@ def test_one_table_per_mapping_with_the_mappings_key(dev):
     assert set(tables) == {m.dynamodb_table for m in mappings}
     for mapping in mappings:
         table, definition = tables[mapping.dynamodb_table], table_definition(mapping)
-        assert table["hashKey"] == mapping.partition_key
-        assert table.get("rangeKey") == mapping.sort_key
+        assert (table["hashKey"], table.get("rangeKey")) == (mapping.key_names + (None,))[:2]
         assert {(a["name"], a["type"]) for a in table["attributes"]} == {
-            (a.name, a.ddb_type) for a in mapping.key_attributes
+            (k.name, k.type) for k in definition.attribute_definitions
         }
         assert [k.name for k in definition.keys] == list(mapping.key_names)
         assert table["streamEnabled"] is True and table["streamViewType"] == "NEW_AND_OLD_IMAGES"
         assert table["pointInTimeRecovery"] == {"enabled": True}
         assert table["serverSideEncryption"] == {"enabled": True, "kmsKeyArn": KEY_ARN}
         assert table["billingMode"] == "PAY_PER_REQUEST"
+
+
+def test_the_single_table_example_is_keyed_by_pk_and_sk_with_its_index_stream_and_trigger(dev):
+    shop = dev.one("aws:dynamodb/table:Table", "-Shop").inputs
+    assert (shop["hashKey"], shop["rangeKey"]) == ("PK", "SK")
+    assert {(a["name"], a["type"]) for a in shop["attributes"]} == {("PK", "S"), ("SK", "S"), ("email", "S")}
+    (index,) = shop["globalSecondaryIndexes"]
+    assert (index["name"], index["hashKey"], index["projectionType"]) == ("ByEmail", "email", "KEYS_ONLY")
+    assert shop["streamEnabled"] is True and shop["streamViewType"] == "NEW_AND_OLD_IMAGES"
+    (trigger,) = [
+        m.inputs
+        for m in dev.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
+        if m.inputs["eventSourceArn"].split("/")[1] == "Shop"
+    ]
+    assert trigger["functionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
 def test_event_source_mappings_are_safe_for_streams(dev):
@@ -253,7 +267,7 @@ def test_config_chooses_tables_architecture_and_capacity():
 
 def test_existing_tables_are_adopted_not_created():
     deployment = run_program({"adoptTables": ["Employees"]}, stack="adopt")
-    assert [t.inputs["name"] for t in deployment.of_type("aws:dynamodb/table:Table")] == ["dynamotest"]
+    assert sorted(t.inputs["name"] for t in deployment.of_type("aws:dynamodb/table:Table")) == ["Shop", "dynamotest"]
     sources = [
         m.inputs["eventSourceArn"] for m in deployment.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
     ]

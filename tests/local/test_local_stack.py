@@ -156,8 +156,11 @@ def test_demo_replicates_and_matches_dynamodb():
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     result = ddbsync("demo", "--changes", "300", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2001 | Akua                 | ExDept" in result.stdout
-    assert ": yes" in result.stdout.split("Summary:")[1]
+    assert "2001 | Akua | ExDept" in result.stdout
+    summary = result.stdout.split("Summary:")[1]
+    for table in ("Employees -> employees", "Shop -> shop_customers", "Shop -> shop_orders"):
+        assert f"{table}: " in summary and "equal to DynamoDB seen through the mapping: yes" in summary
+    assert "NOT equal" not in summary
     assert "Local stack stopped." in result.stdout
 
 

@@ -18,7 +18,7 @@ def mapping(**overrides):
 
 
 def test_shipped_employees_mapping_matches_the_seed():
-    employees = load_mappings().for_dynamodb_table("Employees")
+    (employees,) = load_mappings().for_dynamodb_table("Employees").entities
     assert employees.sql_table == "employees"
     assert employees.key_names == ("Id",)
     assert [(a.name, a.ddb_type, a.column, a.sql_type) for a in employees.attributes] == [
@@ -29,13 +29,13 @@ def test_shipped_employees_mapping_matches_the_seed():
 
 
 def test_composite_key_example_has_partition_and_sort_key():
-    table = load_mappings().for_dynamodb_table("dynamotest")
-    assert table.key_names == ("id", "datetime")
-    assert [a.column for a in table.key_attributes] == ["id", "event_time"]
+    source = load_mappings().for_dynamodb_table("dynamotest")
+    assert source.key_names == ("id", "datetime")
+    assert source.entities[0].primary_key_columns == ("id", "event_time")
 
 
 def test_defaults_are_snake_case_columns_and_exact_types():
-    table = parse_mapping(
+    (table,) = parse_mapping(
         mapping(
             attributes={
                 "pk": "S",
@@ -50,7 +50,7 @@ def test_defaults_are_snake_case_columns_and_exact_types():
                 "nothing": "NULL",
             }
         )
-    )
+    ).entities
     assert {a.name: (a.column, a.sql_type) for a in table.attributes} == {
         "pk": ("pk", "text"),
         "orderTotal": ("order_total", "numeric"),
@@ -130,7 +130,7 @@ def test_invalid_toml_names_the_file(tmp_path):
 
 
 def numeric_5_1():
-    table = parse_mapping(mapping(attributes={"pk": "S", "total": {"type": "N", "sql": "numeric(5,1)"}}))
+    (table,) = parse_mapping(mapping(attributes={"pk": "S", "total": {"type": "N", "sql": "numeric(5,1)"}})).entities
     return table.attribute("total").type.convert
 
 

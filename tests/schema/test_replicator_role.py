@@ -62,7 +62,7 @@ def replicator_rights(url: str) -> dict[str, set[str]]:
 
 def test_replicator_holds_dml_on_mapped_tables_and_tombstones_and_only_insert_on_rejects(database, mappings):
     dml = {"SELECT", "INSERT", "UPDATE", "DELETE"}
-    expected = {m.sql_table: dml for m in mappings} | {"ddbsync_tombstones": dml, "ddbsync_rejects": {"INSERT"}}
+    expected = {m.sql_table: dml for m in mappings.entities} | {"ddbsync_tombstones": dml, "ddbsync_rejects": {"INSERT"}}
     assert replicator_rights(database) == expected
     with psycopg2.connect(database) as connection, connection.cursor() as cursor:
         cursor.execute(
@@ -106,7 +106,7 @@ def test_the_schema_owner_owns_ddbsyncs_tables_and_nothing_more(database, mappin
         )
         assert cursor.fetchone() == (False, False, False), "no superuser rights, no roles, no databases"
         cursor.execute("CREATE TABLE reporting_cache (id int PRIMARY KEY)")
-    tables = {m.sql_table for m in mappings} | {"ddbsync_tombstones", "ddbsync_rejects", "alembic_version"}
+    tables = {m.sql_table for m in mappings.entities} | {"ddbsync_tombstones", "ddbsync_rejects", "alembic_version"}
     assert owners == {table: "ddbsync_schema_owner" for table in tables}
     connection = psycopg2.connect(database.replace("postgres@", "ddbsync_schema_owner@", 1))
     with pytest.raises(psycopg2.errors.InsufficientPrivilege):
