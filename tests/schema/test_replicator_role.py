@@ -62,7 +62,8 @@ def replicator_rights(url: str) -> dict[str, set[str]]:
 
 def test_replicator_holds_dml_on_mapped_tables_and_tombstones_and_only_insert_on_rejects(database, mappings):
     dml = {"SELECT", "INSERT", "UPDATE", "DELETE"}
-    expected = {m.sql_table: dml for m in mappings.entities} | {"ddbsync_tombstones": dml, "ddbsync_rejects": {"INSERT"}}
+    bookkeeping = {"ddbsync_tombstones": dml, "ddbsync_rejects": {"INSERT"}}
+    expected = {m.sql_table: dml for m in mappings.entities} | bookkeeping
     assert replicator_rights(database) == expected
     with psycopg2.connect(database) as connection, connection.cursor() as cursor:
         cursor.execute(
