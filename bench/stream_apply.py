@@ -1,13 +1,17 @@
 """Stream apply throughput: ddbsync's stream handler against the seed's loop and a plain COPY + merge.
 
-All three run in one process against the same PostgreSQL server (default durability settings),
+All of them run in one process against the same PostgreSQL server (default durability settings),
 interleaved, best of five, on the same stream of Employees changes (60% inserts, 30% updates,
 10% deletes), into a table that already holds 50,000 rows. Figures are records per second of the
 whole handler call as Lambda makes it (decode, apply, commit, metrics and logs), and ratios to:
 - seed loop: seed 002's handler, one INSERT/UPDATE/DELETE per record, commit per batch (without
   its per-batch `SELECT *`, which would only make it slower);
 - COPY + merge: COPY the batch into a temporary table, then one upsert and one delete, no version
-  guard, no rejects, no tombstones.
+  guard, no rejects, no tombstones;
+and, apart, what routing costs: the same changes in the single-table `Shop` (every other record a
+customer, the others orders) applied by the replication core through the shipped mapping (two
+entities, match rules, key templates) and through a plain one-table mapping of the same attributes
+(the same paths, timestamps and numbers, `PK` and `SK` as they are), same run, interleaved.
 
     python bench/stream_apply.py [--records 5000] [--batches 100,1000]
     DATABASE_URL=postgresql://... python bench/stream_apply.py   # an existing server
@@ -75,6 +79,90 @@ def workload(count: int, seed: int = 7) -> list[dict[str, Any]]:
             }
         )
     return records
+
+
+def shop_workload(count: int, seed: int = 7) -> list[dict[str, Any]]:
+    """The same mix of changes in the single-table Shop: every other record a customer, the others orders."""
+    rng = random.Random(seed)
+    records = []
+    for i, record in enumerate(workload(count, seed)):
+        dynamodb = dict(record["dynamodb"])
+        number = dynamodb["Keys"]["Id"]["N"]
+        if i % 2 == 0:
+            keys = {"PK": {"S": f"CUSTOMER#{number}"}, "SK": {"S": "PROFILE"}}
+            attributes = {
+                "name": {"S": f"name{rng.randrange(10**6)}"},
+                "address": {"M": {"city": {"S": rng.choice(["Lyon", "Lima"])}, "zip": {"S": "69001"}}},
+                "createdAt": {"S": "2026-11-25T09:00:00Z"},
+            }
+        else:
+            keys = {"PK": {"S": f"CUSTOMER#{number}"}, "SK": {"S": f"ORDER#{number}"}}
+            attributes = {"status": {"S": "paid"}, "total": {"N": f"{rng.randrange(10**5) / 100:.2f}"}}
+        dynamodb["Keys"] = keys
+        if "NewImage" in dynamodb:
+            dynamodb["NewImage"] = {**keys, **attributes}
+        records.append(
+            {
+                **record,
+                "eventSourceARN": record["eventSourceARN"].replace("/Employees/", "/Shop/"),
+                "dynamodb": dynamodb,
+            }
+        )
+    return records
+
+
+PLAIN_SHOP = {
+    "dynamodb_table": "Shop",
+    "sql_table": "shop_items",
+    "partition_key": "PK",
+    "sort_key": "SK",
+    "attributes": {
+        "PK": "S",
+        "SK": "S",
+        "name": "S",
+        "address.city": {"type": "S", "column": "city"},
+        "address.zip": {"type": "S", "column": "zip"},
+        "createdAt": {"type": "S", "sql": "timestamptz"},
+        "status": "S",
+        "total": {"type": "N", "sql": "numeric(12,2)"},
+    },
+}
+
+
+def routing_rates(
+    db: str, records: list[dict[str, Any]], sizes: list[int], rounds: int, existing: int
+) -> tuple[dict[int, float], dict[int, float]]:
+    """Records/s of the Shop stream routed to its entities, and through a plain one-table mapping."""
+    from sqlalchemy import MetaData, create_engine
+
+    from ddbsync.core import Replicator
+    from ddbsync.core.connection import connect
+    from schema.database import sqlalchemy_url
+    from schema.metadata import mapped_table
+    from schema.model import Mappings, parse_mapping
+
+    plain = Mappings((parse_mapping(PLAIN_SHOP),))
+    engine = create_engine(sqlalchemy_url(db))
+    metadata = MetaData()
+    mapped_table(metadata, plain.entities[0])
+    metadata.create_all(engine)
+    engine.dispose()
+    replicators = {
+        "routed": Replicator(load_mappings(), lambda: connect(db)),
+        "plain": Replicator(plain, lambda: connect(db)),
+    }
+    best: dict[str, dict[int, float]] = {"routed": {}, "plain": {}}
+    for size in sizes:
+        for _ in range(rounds):
+            for name, replicator in replicators.items():
+                reset(db, existing)
+                with psycopg2.connect(db) as connection:
+                    connection.cursor().execute("TRUNCATE shop_items")
+                rate = run(replicator.process, records, size)
+                best[name][size] = max(best[name].get(size, 0.0), rate)
+    for replicator in replicators.values():
+        replicator.close()
+    return best["routed"], best["plain"]
 
 
 def seed_loop(connection) -> Callable[[list[dict[str, Any]]], None]:
@@ -174,7 +262,9 @@ def reset(url: str, existing: int) -> None:
     A replica in service is not empty, and the planner needs statistics to choose index lookups.
     """
     with psycopg2.connect(url) as connection, connection.cursor() as cursor:
-        cursor.execute("TRUNCATE employees, ddbsync_tombstones, ddbsync_rejects, seed_employees")
+        cursor.execute(
+            "TRUNCATE employees, shop_customers, shop_orders, ddbsync_tombstones, ddbsync_rejects, seed_employees"
+        )
         cursor.execute(
             "INSERT INTO employees (id, name, department, _ddb_version) "
             "SELECT 10000000 + g, 'existing', 'Ops', 0 FROM generate_series(1, %s) AS g",
@@ -220,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             connection.cursor().execute(SEED_TABLE)
 
         records = workload(args.records)
+        shop_records = shop_workload(args.records)
         os.environ["DATABASE_URL"] = db
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
         stream = load_handler()  # handlers.stream.handler, as Lambda calls it: metrics and logs included
@@ -230,10 +321,11 @@ def main(argv: list[str] | None = None) -> int:
                 stream({"Records": batch}, None)
 
         plain = psycopg2.connect(db)
+        # name -> (apply, the stream it applies)
         variants = {
-            "ddbsync": handler,
-            "seed loop": seed_loop(plain),
-            "COPY + merge": copy_merge(plain),
+            "ddbsync": (handler, records),
+            "seed loop": (seed_loop(plain), records),
+            "COPY + merge": (copy_merge(plain), records),
         }
         print(
             f"{args.records} changes per run into a table of {args.existing} rows, best of {args.rounds} "
@@ -242,15 +334,22 @@ def main(argv: list[str] | None = None) -> int:
         for size in sizes:
             best = {name: 0.0 for name in variants}
             for _ in range(args.rounds):
-                for name, apply in variants.items():
+                for name, (apply, stream_records) in variants.items():
                     reset(db, args.existing)
-                    best[name] = max(best[name], run(apply, records, size))
+                    best[name] = max(best[name], run(apply, stream_records, size))
             ours = best["ddbsync"]
             print(f"\nbatch {size}:")
             for name, rate in best.items():
                 print(f"  {name:<14} {rate:>10,.0f} records/s   ddbsync = {ours / rate:5.2f}x")
         sys.modules["handlers.stream"].replicator.close()
         plain.close()
+        routed, plain_rate = routing_rates(db, shop_records, sizes, args.rounds, args.existing)
+        for size in sizes:
+            ratio = routed[size] / plain_rate[size]
+            print(
+                f"\nrouting, batch {size}: Shop into customers and orders {routed[size]:,.0f} records/s, "
+                f"into one plain table {plain_rate[size]:,.0f} records/s: routed = {ratio:.2f}x"
+            )
         ours, boto3_only = decode_rates(records, args.rounds)
         print(
             f"\ndecode only: ddbsync {ours:,.0f} records/s (mapping, checks, version, key), "

@@ -40,6 +40,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = replicator.process(event.get("Records", []), invocation_deadline(context))
     metrics.add_metric(name="RecordsApplied", unit=MetricUnit.Count, value=result.applied)
     metrics.add_metric(name="RecordsRejected", unit=MetricUnit.Count, value=result.rejected)
+    metrics.add_metric(name="RecordsIgnored", unit=MetricUnit.Count, value=result.ignored)
     metrics.add_metric(name="BatchLatency", unit=MetricUnit.Milliseconds, value=result.seconds * 1000)
     metrics.add_metric(name="DatabaseWaitSeconds", unit=MetricUnit.Seconds, value=replicator.outage.seconds)
     logger.info(
@@ -49,6 +50,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         deleted=result.counts.deleted,
         stale=result.counts.stale,
         rejected=result.rejected,
+        ignored=result.ignored,
         attempts=result.attempts,
         retry_from=result.retry_from,
         error=result.error,

@@ -80,6 +80,13 @@ def parse_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> SourceT
         if not isinstance(declared, list) or not declared:
             raise MappingError(f"{where}: `entities` must be a list of [[entities]] tables")
         mapped = tuple(_parse_entity(where, table, key_names, spec, policy) for spec in declared)
+        seen: dict[str, str] = {}
+        for entity in mapped:
+            other = seen.setdefault(entity.sql_table, entity.entity or "")
+            if other != entity.entity:
+                raise MappingError(
+                    f"{where} entity {entity.entity}: sql_table {entity.sql_table!r} is mapped twice (also by {other})"
+                )
         unmatched = _choice(where, "unmatched", data.get("unmatched", "reject"), UNMATCHED_POLICIES)
     else:
         mapped = (_parse_plain(where, table, key_names, data, policy),)

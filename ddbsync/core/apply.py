@@ -75,11 +75,9 @@ def stored_rows_query(table: TableMapping) -> str:
     return f"SELECT {', '.join(columns)} FROM {quote_ident(table.sql_table)}"
 
 
-@lru_cache(maxsize=64)
-def apply_statement(table: TableMapping) -> str:
-    """The one statement that applies a batch of changes to `table`; built once per mapping."""
+def _table_ctes(table: TableMapping, n: int) -> str:
+    """The steps that apply document `$n` to `table`: delete, tombstone, version-guarded upsert."""
     t = quote_ident(table.sql_table)
-    record_type = _record_type(table)
     key_match = " AND ".join(f"t.{quote_ident(table.attributes[i].column)} = b.c{i}" for i in table.key_positions)
     key_columns = ", ".join(quote_ident(table.attributes[i].column) for i in table.key_positions)
     columns, values = _column_values(table)
@@ -90,29 +88,44 @@ def apply_statement(table: TableMapping) -> str:
     version = quote_ident(VERSION_COLUMN)
     name = quote_literal(table.sql_table)
     tombstones = quote_ident(TOMBSTONES_TABLE)
-    return f"""
-WITH b AS (
-    SELECT * FROM json_to_recordset($1) AS b({record_type})
-), gone AS (
-    DELETE FROM {t} AS t USING b
+    return f"""b{n} AS (
+    SELECT * FROM json_to_recordset(${n}) AS b({_record_type(table)})
+), gone{n} AS (
+    DELETE FROM {t} AS t USING b{n} AS b
     WHERE b._deleted AND {key_match} AND t.{version} < b._version
     RETURNING 1
-), tomb AS (
+), tomb{n} AS (
     INSERT INTO {tombstones} AS x (table_name, item_key, version)
-    SELECT {name}, b._key, b._version FROM b WHERE b._deleted
+    SELECT {name}, b._key, b._version FROM b{n} AS b WHERE b._deleted
     ON CONFLICT (table_name, item_key) DO UPDATE SET version = EXCLUDED.version, deleted_at = now()
     WHERE x.version < EXCLUDED.version
-), up AS (
+), up{n} AS (
     INSERT INTO {t} AS t ({", ".join(columns)})
-    SELECT {", ".join(values)} FROM b
+    SELECT {", ".join(values)} FROM b{n} AS b
     WHERE NOT b._deleted AND b._version > coalesce((
         SELECT x.version FROM {tombstones} AS x WHERE x.table_name = {name} AND x.item_key = b._key
     ), -1)
     ON CONFLICT ({key_columns}) DO UPDATE SET {updates}
     WHERE t.{version} < EXCLUDED.{version}
     RETURNING 1
-)
-SELECT (SELECT count(*) FROM up), (SELECT count(*) FROM gone), (SELECT count(*) FROM b WHERE b._deleted)
+)"""
+
+
+@lru_cache(maxsize=64)
+def apply_statement(tables: tuple[TableMapping, ...]) -> str:
+    """The one statement that applies a batch to its tables, one JSON document each; built once per set.
+
+    One statement for all the tables a batch touches (a single-table design's entities), so the
+    batch costs one round trip and commits as one transaction, whatever its shape.
+    """
+    ctes = ", ".join(_table_ctes(table, n) for n, table in enumerate(tables, 1))
+    counts = " + ".join
+    numbers = range(1, len(tables) + 1)
+    return f"""
+WITH {ctes}
+SELECT {counts(f"(SELECT count(*) FROM up{n})" for n in numbers)},
+       {counts(f"(SELECT count(*) FROM gone{n})" for n in numbers)},
+       {counts(f"(SELECT count(*) FROM b{n} WHERE b{n}._deleted)" for n in numbers)}
 """
 
 
@@ -144,21 +157,31 @@ class Applier:
     """
 
     def __init__(self) -> None:
-        self._names: dict[int, str] = {}
+        self._names: dict[tuple[int, ...], str] = {}
 
-    def _statement_name(self, cursor: Any, table: TableMapping) -> str:
-        name = self._names.get(id(table))
+    def _statement_name(self, cursor: Any, tables: tuple[TableMapping, ...]) -> str:
+        key = tuple(id(t) for t in tables)
+        name = self._names.get(key)
         if name is None:
             name = f"ddbsync_apply_{len(self._names)}"
-            cursor.execute(f"PREPARE {name} (json) AS {apply_statement(table)}")
-            self._names[id(table)] = name
+            types = ", ".join("json" for _ in tables)
+            cursor.execute(f"PREPARE {name} ({types}) AS {apply_statement(tables)}")
+            self._names[key] = name
         return name
 
     def apply(self, cursor: Any, table: TableMapping, changes: Sequence[Change]) -> ApplyCounts:
         """Apply changes (at most one per item) of one table in one statement; the caller commits."""
-        if not changes:
+        return self.apply_tables(cursor, [(table, changes)])
+
+    def apply_tables(self, cursor: Any, groups: Sequence[tuple[TableMapping, Sequence[Change]]]) -> ApplyCounts:
+        """Apply each table's changes (at most one per item), all in one statement; the caller commits."""
+        groups = [(table, changes) for table, changes in groups if changes]
+        if not groups:
             return ApplyCounts()
-        name = self._statement_name(cursor, table)
-        cursor.execute(f"EXECUTE {name} (%s)", (batch_document(table, changes),))
+        name = self._statement_name(cursor, tuple(table for table, _ in groups))
+        placeholders = ", ".join("%s" for _ in groups)
+        documents = tuple(batch_document(table, changes) for table, changes in groups)
+        cursor.execute(f"EXECUTE {name} ({placeholders})", documents)
         upserted, deleted, deletes = cursor.fetchone()
-        return ApplyCounts(upserted, deleted, stale=len(changes) - upserted - deletes)
+        total = sum(len(changes) for _, changes in groups)
+        return ApplyCounts(upserted, deleted, stale=total - upserted - deletes)

@@ -157,7 +157,7 @@ class Replicator:
         if not records:
             return result
         decoded = [decode_record(record, i, self.mappings) for i, record in enumerate(records)]
-        history = [change for d in decoded if isinstance(d, list) for change in d]
+        history = [change for d in decoded for change in (d if isinstance(d, list) else d.changes)]
         changes = last_change_per_item(history)
         rejects = [
             RejectedRecord(records[d.position], d.reason, d.table_name, position=d.position)
@@ -218,13 +218,13 @@ class Replicator:
     ) -> tuple[ApplyCounts, list[RejectedRecord]]:
         """Write the batch atomically, in as few round trips as it allows.
 
-        The connection is in autocommit mode: the common batch (one table, nothing rejected) is a
-        single statement, which is a transaction by itself, so it costs one round trip. Anything
-        more runs in an explicit transaction.
+        The connection is in autocommit mode: a batch with nothing rejected is a single statement
+        (whatever tables it touches), which is a transaction by itself, so it costs one round trip.
+        Rejects, or a value the database refuses, take an explicit transaction.
         """
         groups = _by_table(changes)
         with connection.cursor() as cursor:
-            if not rejects and len(groups) <= 1:
+            if not rejects:
                 try:
                     return self._apply_groups(cursor, groups), []
                 except psycopg2.Error as error:
@@ -245,8 +245,8 @@ class Replicator:
             return counts, late_rejects
 
     def _apply_groups(self, cursor: Any, groups: list[tuple[TableMapping, list[Change]]]) -> ApplyCounts:
-        """One statement per table, tables in lock order."""
-        return sum((self._applier.apply(cursor, table, changes) for table, changes in groups), ApplyCounts())
+        """One statement for the batch's tables (in name order, so the prepared statements repeat)."""
+        return self._applier.apply_tables(cursor, groups)
 
     def _apply_isolating_bad_rows(
         self,

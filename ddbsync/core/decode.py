@@ -42,6 +42,7 @@ class Ignored:
 
     position: int
     table_name: str | None
+    changes: tuple[Change, ...] = ()  # deletes from the entity the item left, applied all the same
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,7 @@ class Reject:
     position: int
     reason: str
     table_name: str | None
+    changes: tuple[Change, ...] = ()  # deletes from the entity the item left, applied all the same
 
 
 Decoded = list[Change] | Reject | Ignored
@@ -130,17 +132,16 @@ def decode_record(record: dict[str, Any], position: int, mappings: Mappings) -> 
                 f"table {table_name}: {event} record without NewImage; the stream must carry new images"
             )
         entity = source.route(image)
-        if entity is None:
-            return _unmatched(source, dynamodb["Keys"], position)
-        values, extras = decode_image(entity, image)
-        changes = [Change(entity, item_key(entity, values), version, False, values, extras, position)]
+        left: list[Change] = []
         if source.routes_by_attribute and event == "MODIFY":
             old = dynamodb.get("OldImage")
-            left = _fitting(source, dynamodb["Keys"]) if old is None else [source.route(old)]
-            changes += _deletes(
-                [e for e in left if e is not None and e is not entity], dynamodb["Keys"], version, position
-            )
-        return changes
+            previous = _fitting(source, dynamodb["Keys"]) if old is None else [source.route(old)]
+            moved = [e for e in previous if e is not None and e is not entity]
+            left = _deletes(moved, dynamodb["Keys"], version, position)
+        if entity is None:  # the item left its entity for none: its old row goes all the same
+            return _unmatched(source, dynamodb["Keys"], position, tuple(left))
+        values, extras = decode_image(entity, image)
+        return [Change(entity, item_key(entity, values), version, False, values, extras, position), *left]
     except (ConversionError, VersionError, ValueError, KeyError, TypeError, AttributeError) as error:
         reason = str(error) if not isinstance(error, KeyError) else f"record has no {error}"
         return Reject(position, reason, table_name)
@@ -177,13 +178,14 @@ def _fitting(source: SourceTable, keys: dict[str, Any]) -> list[TableMapping]:
     return fitting
 
 
-def _unmatched(source: SourceTable, keys: dict[str, Any], position: int) -> Reject | Ignored:
+def _unmatched(
+    source: SourceTable, keys: dict[str, Any], position: int, left: tuple[Change, ...] = ()
+) -> Reject | Ignored:
     if source.unmatched == "ignore":
-        return Ignored(position, source.name)
+        return Ignored(position, source.name, left)
     shown = ", ".join(f"{name} = {to_plain(*typed_value(value))!r}" for name, value in keys.items())
-    return Reject(
-        position, f"no entity of {source.name} matches the item ({shown}); tried {source.describe_rules()}", source.name
-    )
+    reason = f"no entity of {source.name} matches the item ({shown}); tried {source.describe_rules()}"
+    return Reject(position, reason, source.name, left)
 
 
 def decode_image(

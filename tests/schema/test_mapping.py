@@ -149,3 +149,80 @@ def test_numeric_with_precision_and_scale_refuses_what_would_be_rounded(raw, rea
 
     with pytest.raises(ConversionError, match=reason):
         numeric_5_1()("N", raw)
+
+
+def shop_like(**entity_changes) -> dict:
+    """A two-entity mapping like the shipped Shop, with the order entity changed as given."""
+    order = {
+        "name": "order",
+        "sql_table": "orders",
+        "match": {"SK": {"prefix": "ORDER#"}},
+        "keys": {"PK": "CUSTOMER#{customer_id}", "SK": "ORDER#{order_id}"},
+        "key_columns": {"customer_id": "text", "order_id": "text"},
+        "attributes": {"total": "N"},
+    }
+    order.update(entity_changes)
+    customer = {
+        "name": "customer",
+        "sql_table": "customers",
+        "match": {"SK": "PROFILE"},
+        "keys": {"PK": "CUSTOMER#{customer_id}"},
+        "key_columns": {"customer_id": "text"},
+    }
+    return {"dynamodb_table": "Shop", "partition_key": "PK", "sort_key": "SK", "entities": [customer, order]}
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"sql_table": "customers"}, "mapping Shop entity order: sql_table 'customers' is mapped twice"),
+        (
+            {"key_columns": {"customer_id": "text"}},
+            "mapping Shop entity order.order_id: the template placeholder {order_id} is not a declared column",
+        ),
+        (
+            {"attributes": {"address": "M", "address.city": "S"}},
+            "mapping Shop entity order.address.city: path mapped twice, inside 'address'",
+        ),
+        (
+            {"keys": {"PK": "CUSTOMER#{customer_id}"}, "key_columns": {"customer_id": "text"}},
+            "mapping Shop entity order.SK: a row of orders could not give the key back",
+        ),
+        (
+            {"keys": {"PK": "CUSTOMER#{customer_id}{order_id}"}},
+            "puts two placeholders side by side",
+        ),
+        (
+            {"keys": {"GSI1PK": "X#{x}"}},
+            "mapping Shop entity order.GSI1PK: `keys` templates the table's key attributes only",
+        ),
+        ({"match": {"SK": {"suffix": "#"}}}, "mapping Shop entity order: match on SK: expected a value or { prefix"),
+        (
+            {"key_columns": {"customer_id": "text", "order_id": "double precision"}},
+            "mapping Shop entity order.order_id: a key column is text or an exact number type, not double precision",
+        ),
+    ],
+)
+def test_broken_entities_name_the_table_entity_and_attribute(changes, message):
+    with pytest.raises(MappingError) as error:
+        parse_mapping(shop_like(**changes))
+    assert message in str(error.value)
+
+
+def test_two_mappings_writing_one_sql_table_are_refused():
+    from schema.model import Mappings
+
+    with pytest.raises(MappingError, match="sql_table 'customers' is mapped twice"):
+        Mappings((parse_mapping(shop_like()), parse_mapping(mapping(sql_table="customers"))))
+
+
+def test_the_shipped_shop_mapping_is_the_single_table_example():
+    shop = load_mappings().for_dynamodb_table("Shop")
+    assert [(k.name, k.type) for k in shop.keys] == [("PK", "S"), ("SK", "S")]
+    customers, orders = shop.entities
+    assert (customers.sql_table, customers.primary_key_columns) == ("shop_customers", ("customer_id",))
+    assert (orders.sql_table, orders.primary_key_columns) == ("shop_orders", ("customer_id", "order_id"))
+    assert {a.column: a.sql_type for a in customers.attributes}["created_at"] == "timestamptz"
+    assert {a.column: a.path for a in customers.attributes}["city"] == ("address", "city")
+    assert {a.column: a.sql_type for a in orders.attributes}["total"] == "numeric(12,2)"
+    assert shop.unmatched == "reject" and [i.name for i in shop.indexes] == ["ByEmail"]
