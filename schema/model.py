@@ -108,6 +108,12 @@ class TableMapping:
         return frozenset(a.path[0] for a in self.attributes if len(a.path) > 1)
 
     @cached_property
+    def plan(self) -> tuple[tuple[str, frozenset[str], Any, bool, Attribute], ...]:
+        """Per column of a simple table: attribute name, accepted types, converter, is key, the attribute."""
+        keys = set(self.key_names)
+        return tuple((a.name, a.type.accepts, a.type.convert, a.name in keys, a) for a in self.attributes)
+
+    @cached_property
     def simple(self) -> bool:
         """Top-level attributes only, the key as it is: the decode's fast path."""
         return not self.templates and not self.constants and all(len(a.path) == 1 for a in self.attributes)
@@ -150,6 +156,11 @@ class SourceTable:
     @property
     def key_names(self) -> tuple[str, ...]:
         return tuple(k.name for k in self.keys)
+
+    @cached_property
+    def only(self) -> TableMapping | None:
+        """The one entity, when every item goes to it: no routing needed."""
+        return self.entities[0] if len(self.entities) == 1 and not self.entities[0].rules else None
 
     @cached_property
     def routes_by_attribute(self) -> bool:

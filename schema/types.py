@@ -85,6 +85,8 @@ def storable(text: str) -> str:
 
 def _text(limit: int | None) -> Converter:
     def convert(tag: str, raw: Any) -> str:
+        if type(raw) is str and raw.isascii() and "\x00" not in raw and (limit is None or len(raw) <= limit):
+            return raw  # the usual value, checked in one go
         if not isinstance(raw, str):
             raise ConversionError(f"expected a string, got {type(raw).__name__}")
         if "\x00" in raw:

@@ -88,9 +88,19 @@ def mappings() -> Mappings:
     return load_mappings()
 
 
+# The two transports of a batch: one JSON document per table, or COPY into a stage (every batch here).
+TRANSPORTS = {"json": 10**9, "copy": 1}
+
+
+@pytest.fixture(params=sorted(TRANSPORTS))
+def copy_threshold(request: pytest.FixtureRequest) -> int:
+    """Run the test once per transport."""
+    return TRANSPORTS[request.param]
+
+
 @pytest.fixture
-def replicator(database: str, mappings: Mappings) -> Iterator[Replicator]:
-    replicator = Replicator(mappings, lambda: connect(database))
+def replicator(database: str, mappings: Mappings, copy_threshold: int) -> Iterator[Replicator]:
+    replicator = Replicator(mappings, lambda: connect(database), copy_threshold=copy_threshold)
     yield replicator
     replicator.close()
 

@@ -1,7 +1,12 @@
-"""Apply a batch of changes to PostgreSQL: one statement per mapped table, guarded by versions.
+"""Apply a batch of changes to PostgreSQL: one statement for the batch's tables, guarded by versions.
 
-The batch travels as one JSON document that the server turns into rows (`json_to_recordset`), so
-a batch of any size costs one round trip and one parameter per table. Within that one statement:
+Two transports carry the batch's rows to that statement, chosen by the batch's size:
+- JSON: one document per table that the server turns into rows (`json_to_recordset`), so a small
+  batch costs one round trip and one parameter per table, in autocommit;
+- COPY: the rows streamed into a session temp table per mapped table (`COPY ... FROM STDIN`, text
+  format), then the same statement reading from it, in one transaction. Above a few thousand rows
+  parsing one big JSON document costs the server more than COPY's line format does.
+Both use one statement builder (`_table_ctes`), so the merge is the same. Within that statement:
 - deletes remove the row only if their version is newer, and leave a tombstone with their version;
 - upserts write only if newer than both the stored row and any tombstone of the same item,
 so an older change never overwrites a newer one, also across a delete. The tombstone check is a
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Sequence
 
+from ddbsync.core.copy import COPY_THRESHOLD, copy_rows
 from ddbsync.core.decode import Change
 from schema.metadata import EXTRAS_COLUMN, SYNCED_AT_COLUMN, TOMBSTONES_TABLE, VERSION_COLUMN
 from schema.model import TableMapping
@@ -75,8 +81,22 @@ def stored_rows_query(table: TableMapping) -> str:
     return f"SELECT {', '.join(columns)} FROM {quote_ident(table.sql_table)}"
 
 
-def _table_ctes(table: TableMapping, n: int) -> str:
-    """The steps that apply document `$n` to `table`: delete, tombstone, version-guarded upsert."""
+def stage_table(table: TableMapping) -> str:
+    """The session temp table a large batch of `table` is copied into (COPY transport)."""
+    return quote_ident(f"ddbsync_stage_{table.sql_table}"[:63])
+
+
+@lru_cache(maxsize=64)
+def stage_statement(table: TableMapping) -> str:
+    """Create the stage once per session; its rows go at each commit, so nothing lingers between batches."""
+    return f"CREATE TEMP TABLE IF NOT EXISTS {stage_table(table)} ({_record_type(table)}) ON COMMIT DELETE ROWS"
+
+
+def _table_ctes(table: TableMapping, n: int, staged: bool = False) -> str:
+    """The steps that apply a batch to `table`: delete, tombstone, version-guarded upsert.
+
+    The batch's rows come from document `$n`, or from the table's stage when it was copied there.
+    """
     t = quote_ident(table.sql_table)
     key_match = " AND ".join(f"t.{quote_ident(table.attributes[i].column)} = b.c{i}" for i in table.key_positions)
     key_columns = ", ".join(quote_ident(table.attributes[i].column) for i in table.key_positions)
@@ -88,8 +108,13 @@ def _table_ctes(table: TableMapping, n: int) -> str:
     version = quote_ident(VERSION_COLUMN)
     name = quote_literal(table.sql_table)
     tombstones = quote_ident(TOMBSTONES_TABLE)
+    rows = (
+        f"SELECT * FROM {stage_table(table)}"
+        if staged
+        else f"SELECT * FROM json_to_recordset(${n}) AS b({_record_type(table)})"
+    )
     return f"""b{n} AS (
-    SELECT * FROM json_to_recordset(${n}) AS b({_record_type(table)})
+    {rows}
 ), gone{n} AS (
     DELETE FROM {t} AS t USING b{n} AS b
     WHERE b._deleted AND {key_match} AND t.{version} < b._version
@@ -111,14 +136,14 @@ def _table_ctes(table: TableMapping, n: int) -> str:
 )"""
 
 
-@lru_cache(maxsize=64)
-def apply_statement(tables: tuple[TableMapping, ...]) -> str:
-    """The one statement that applies a batch to its tables, one JSON document each; built once per set.
+@lru_cache(maxsize=128)
+def apply_statement(tables: tuple[TableMapping, ...], staged: bool = False) -> str:
+    """The one statement that applies a batch to its tables; built once per set of tables and transport.
 
     One statement for all the tables a batch touches (a single-table design's entities), so the
-    batch costs one round trip and commits as one transaction, whatever its shape.
+    batch commits as one transaction whatever its shape, and costs one round trip over JSON.
     """
-    ctes = ", ".join(_table_ctes(table, n) for n, table in enumerate(tables, 1))
+    ctes = ", ".join(_table_ctes(table, n, staged) for n, table in enumerate(tables, 1))
     counts = " + ".join
     numbers = range(1, len(tables) + 1)
     return f"""
@@ -149,23 +174,37 @@ def batch_document(table: TableMapping, changes: Sequence[Change]) -> str:
 
 
 class Applier:
-    """Applies changes over one connection, preparing each table's statement once per session.
+    """Applies changes over one connection, preparing each statement once per session.
 
     Planning the statement costs more than running it for a batch of a hundred, so it is prepared
     once and then only executed (PostgreSQL settles on a generic plan after a few runs). Prepared
-    statements live as long as the session, so an Applier belongs to exactly one connection.
+    statements and stage tables live as long as the session, so an Applier belongs to exactly one
+    connection. Batches of `copy_threshold` changes or more travel by COPY (see the module's doc).
     """
 
-    def __init__(self) -> None:
-        self._names: dict[tuple[int, ...], str] = {}
+    def __init__(self, copy_threshold: int = COPY_THRESHOLD) -> None:
+        self.copy_threshold = copy_threshold
+        self._names: dict[tuple[bool, tuple[int, ...]], str] = {}
+        self._staged: set[int] = set()
 
-    def _statement_name(self, cursor: Any, tables: tuple[TableMapping, ...]) -> str:
-        key = tuple(id(t) for t in tables)
+    def uses_copy(self, groups: Sequence[tuple[TableMapping, Sequence[Change]]]) -> bool:
+        """Whether this batch goes by COPY, which takes an explicit transaction."""
+        return sum(len(changes) for _, changes in groups) >= self.copy_threshold
+
+    def create_stages(self, cursor: Any, tables: Sequence[TableMapping]) -> None:
+        """Create the tables' stages, outside any transaction (a rolled-back CREATE would be forgotten)."""
+        for table in tables:
+            if id(table) not in self._staged:
+                cursor.execute(stage_statement(table))
+                self._staged.add(id(table))
+
+    def _statement_name(self, cursor: Any, tables: tuple[TableMapping, ...], staged: bool) -> str:
+        key = (staged, tuple(id(t) for t in tables))
         name = self._names.get(key)
         if name is None:
             name = f"ddbsync_apply_{len(self._names)}"
-            types = ", ".join("json" for _ in tables)
-            cursor.execute(f"PREPARE {name} ({types}) AS {apply_statement(tables)}")
+            types = "" if staged else "(" + ", ".join("json" for _ in tables) + ")"
+            cursor.execute(f"PREPARE {name} {types} AS {apply_statement(tables, staged)}")
             self._names[key] = name
         return name
 
@@ -174,14 +213,23 @@ class Applier:
         return self.apply_tables(cursor, [(table, changes)])
 
     def apply_tables(self, cursor: Any, groups: Sequence[tuple[TableMapping, Sequence[Change]]]) -> ApplyCounts:
-        """Apply each table's changes (at most one per item), all in one statement; the caller commits."""
+        """Apply each table's changes (at most one per item) with one statement; the caller commits.
+
+        By COPY, the caller has opened the transaction and created the stages (`create_stages`).
+        """
         groups = [(table, changes) for table, changes in groups if changes]
         if not groups:
             return ApplyCounts()
-        name = self._statement_name(cursor, tuple(table for table, _ in groups))
-        placeholders = ", ".join("%s" for _ in groups)
-        documents = tuple(batch_document(table, changes) for table, changes in groups)
-        cursor.execute(f"EXECUTE {name} ({placeholders})", documents)
+        tables = tuple(table for table, _ in groups)
+        if self.uses_copy(groups):
+            for table, changes in groups:
+                copy_rows(cursor, stage_table(table), table, changes)
+            cursor.execute(f"EXECUTE {self._statement_name(cursor, tables, staged=True)}")
+        else:
+            name = self._statement_name(cursor, tables, staged=False)
+            placeholders = ", ".join("%s" for _ in groups)
+            documents = tuple(batch_document(table, changes) for table, changes in groups)
+            cursor.execute(f"EXECUTE {name} ({placeholders})", documents)
         upserted, deleted, deletes = cursor.fetchone()
         total = sum(len(changes) for _, changes in groups)
         return ApplyCounts(upserted, deleted, stale=total - upserted - deletes)

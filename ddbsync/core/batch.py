@@ -27,6 +27,7 @@ import psycopg2.extensions
 
 from ddbsync.core.apply import Applier, ApplyCounts
 from ddbsync.core.coalesce import last_change_per_item
+from ddbsync.core.copy import COPY_THRESHOLD
 from ddbsync.core.decode import Change, ConfigurationError, Ignored, Reject, decode_record, sequence_number
 from ddbsync.core.errors import ErrorKind, describe, error_kind
 from ddbsync.core.rejects import RejectedRecord, write_rejects
@@ -119,12 +120,17 @@ class Replicator:
     """Applies stream batches to one database through the mappings, reusing one connection."""
 
     def __init__(
-        self, mappings: Mappings, connect: Connect, tombstone_retention: timedelta = TOMBSTONE_RETENTION
+        self,
+        mappings: Mappings,
+        connect: Connect,
+        tombstone_retention: timedelta = TOMBSTONE_RETENTION,
+        copy_threshold: int = COPY_THRESHOLD,
     ) -> None:
         self.mappings = mappings
         self._connect = connect
         self._connection: psycopg2.extensions.connection | None = None
-        self._applier = Applier()
+        self.copy_threshold = copy_threshold
+        self._applier = Applier(copy_threshold)
         self.tombstone_retention = tombstone_retention
         self._next_purge = 0.0  # the first successful batch purges; then once an hour
         self.outage = Outage()
@@ -138,7 +144,7 @@ class Replicator:
                 # Appliers racing over one item (stream, replay, re-drive, backfill) must end as some
                 # order of them would: SSI aborts the loser (40001), which waits and tries again.
                 cursor.execute("SET default_transaction_isolation = 'serializable'")
-            self._applier = Applier()
+            self._applier = Applier(self.copy_threshold)
         return self._connection
 
     def close(self) -> None:
@@ -220,11 +226,15 @@ class Replicator:
 
         The connection is in autocommit mode: a batch with nothing rejected is a single statement
         (whatever tables it touches), which is a transaction by itself, so it costs one round trip.
-        Rejects, or a value the database refuses, take an explicit transaction.
+        Rejects, a value the database refuses, or a batch large enough to go by COPY take an explicit
+        transaction.
         """
         groups = _by_table(changes)
         with connection.cursor() as cursor:
-            if not rejects:
+            copy = self._applier.uses_copy(groups)
+            if copy:
+                self._applier.create_stages(cursor, [table for table, _ in groups])
+            if not rejects and not copy:
                 try:
                     return self._apply_groups(cursor, groups), []
                 except psycopg2.Error as error:

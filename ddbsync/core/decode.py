@@ -119,7 +119,8 @@ def decode_record(record: dict[str, Any], position: int, mappings: Mappings) -> 
         if source is None:
             return Reject(position, f"no mapping for DynamoDB table {table_name!r}", table_name)
         dynamodb = record["dynamodb"]
-        check_view_type(dynamodb.get("StreamViewType"), f"table {table_name}")
+        if dynamodb.get("StreamViewType") in UNUSABLE_VIEW_TYPES:
+            check_view_type(dynamodb["StreamViewType"], f"table {table_name}")
         version = stream_version(dynamodb)
         event = record.get("eventName")
         if event == "REMOVE":
@@ -131,7 +132,7 @@ def decode_record(record: dict[str, Any], position: int, mappings: Mappings) -> 
             raise ConfigurationError(
                 f"table {table_name}: {event} record without NewImage; the stream must carry new images"
             )
-        entity = source.route(image)
+        entity = source.only or source.route(image)
         left: list[Change] = []
         if source.routes_by_attribute and event == "MODIFY":
             old = dynamodb.get("OldImage")
@@ -151,7 +152,7 @@ def _removal(source: SourceTable, dynamodb: dict[str, Any], version: int, positi
     """A REMOVE: the key finds the entity, or the old image does; without one, every entity that fits."""
     keys = dynamodb["Keys"]
     if not source.routes_by_attribute:
-        entity = source.route(keys)
+        entity = source.only or source.route(keys)
         return _unmatched(source, keys, position) if entity is None else _deletes([entity], keys, version, position)
     old = dynamodb.get("OldImage")
     entities = _fitting(source, keys) if old is None else [e for e in [source.route(old)] if e is not None]
@@ -198,20 +199,26 @@ def decode_image(
         return _decode_entity(table, image, keys_only)
     values = []
     found = 0
-    key_names = table.key_names
-    for attribute in table.attributes:
-        name = attribute.name
+    for name, accepts, convert, key, attribute in table.plan:  # hot: every value of every record
         value = image.get(name)
         if value is None:
-            if name in key_names:
+            if key:
                 raise ConversionError(f"key attribute {name!r} is missing")
             values.append(None)
             continue
         found += 1
-        if keys_only and name not in key_names:
+        if keys_only and not key:
             values.append(None)
-        else:
-            values.append(_convert(attribute, value, name in key_names))
+            continue
+        if type(value) is dict and len(value) == 1:
+            ((tag, raw),) = value.items()
+            if tag in accepts:
+                try:
+                    values.append(convert(tag, raw))
+                except ConversionError as error:
+                    raise ConversionError(f"attribute {name!r}: {error}") from None
+                continue
+        values.append(_convert(attribute, value, key))
     if keys_only or found == len(image):
         return tuple(values), None
     return tuple(values), _extras(table, image)

@@ -32,9 +32,10 @@ def epoch_second(value: Any) -> int:
 def stream_version(dynamodb: dict[str, Any]) -> int:
     """Version of one stream record's change, from its `dynamodb` section."""
     sequence = dynamodb.get("SequenceNumber")
-    if not isinstance(sequence, str) or not sequence.isdigit() or len(sequence) > 40:
+    if type(sequence) is not str or len(sequence) > 40 or not sequence.isdigit():
         raise VersionError(f"SequenceNumber {sequence!r} is not a number of up to 40 digits")
-    second = epoch_second(dynamodb.get("ApproximateCreationDateTime"))
+    created = dynamodb.get("ApproximateCreationDateTime")
+    second = int(created) if type(created) in (float, int) else epoch_second(created)  # Lambda's usual number
     return second * SEQUENCE_SPAN + int(sequence)
 
 

@@ -24,12 +24,12 @@ from tests.core.test_convergence import actual_rows, expected_rows, histories, h
 from tests.streams import ModelTable
 
 
-def deliver_concurrently(database: str, mappings, plans: list[list[list[dict]]]) -> None:
+def deliver_concurrently(database: str, mappings, plans: list[list[list[dict]]], copy_threshold: int) -> None:
     """Each plan's batches through a replicator of its own, all plans at once, as racing appliers do."""
     errors: list[BaseException] = []
 
     def deliver(batches: list[list[dict]]) -> None:
-        replicator = Replicator(mappings, lambda: connect(database))
+        replicator = Replicator(mappings, lambda: connect(database), copy_threshold=copy_threshold)
         try:
             for batch in batches:
                 assert replicator.process(batch, time.monotonic() + 30).retry_from is None
@@ -89,7 +89,9 @@ def remove_version(record) -> int:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(operations=histories, seed=st.integers(0, 2**32))
-def test_concurrent_appliers_with_random_histories_converge(database, mappings, sql, operations, seed):
+def test_concurrent_appliers_with_random_histories_converge(
+    database, mappings, sql, copy_threshold, operations, seed
+):
     """Three appliers deliver the same history at once, each in its own random batches and order."""
     with sql.cursor() as cursor:
         cursor.execute("TRUNCATE employees, ddbsync_tombstones, ddbsync_rejects")
@@ -103,7 +105,7 @@ def test_concurrent_appliers_with_random_histories_converge(database, mappings, 
         cuts = sorted(rng.sample(range(1, len(shuffled)), k=max(0, min(2, len(shuffled) - 1)))) + [len(shuffled)]
         plans.append([shuffled[a:b] for a, b in zip([0, *cuts], cuts)])
 
-    deliver_concurrently(database, mappings, plans)
+    deliver_concurrently(database, mappings, plans, copy_threshold)
     assert actual_rows(sql) == expected_rows(table)
 
 
@@ -130,7 +132,7 @@ event_ops = st.one_of(
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(operations=st.lists(event_ops, min_size=1, max_size=30), seed=st.integers(0, 2**32))
 def test_big_non_ascii_keys_and_refused_changes_converge_under_concurrent_appliers(
-    database, mappings, sql, operations, seed
+    database, mappings, sql, copy_threshold, operations, seed
 ):
     with sql.cursor() as cursor:
         cursor.execute("TRUNCATE dynamotest, ddbsync_tombstones, ddbsync_rejects")
@@ -151,7 +153,7 @@ def test_big_non_ascii_keys_and_refused_changes_converge_under_concurrent_applie
         rng.shuffle(shuffled)
         size = rng.randint(1, 8)
         plans.append([shuffled[i : i + size] for i in range(0, len(shuffled), size)])
-    deliver_concurrently(database, mappings, plans)
+    deliver_concurrently(database, mappings, plans, copy_threshold)
     with sql.cursor() as cursor:
         cursor.execute("SELECT id, reading FROM dynamotest")
         actual = sorted((key, int(reading)) for key, reading in cursor.fetchall())
