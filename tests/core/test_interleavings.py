@@ -89,9 +89,7 @@ def remove_version(record) -> int:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(operations=histories, seed=st.integers(0, 2**32))
-def test_concurrent_appliers_with_random_histories_converge(
-    database, mappings, sql, copy_threshold, operations, seed
-):
+def test_concurrent_appliers_with_random_histories_converge(database, mappings, sql, copy_threshold, operations, seed):
     """Three appliers deliver the same history at once, each in its own random batches and order."""
     with sql.cursor() as cursor:
         cursor.execute("TRUNCATE employees, ddbsync_tombstones, ddbsync_rejects")
