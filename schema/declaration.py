@@ -129,6 +129,11 @@ def _parse_entity(where: str, table: str, key_names: tuple[str, ...], spec: Any,
             raise MappingError(f"{at}.{template.attribute}: `keys` templates the table's key attributes only")
     placeholders = _parse_key_columns(at, spec.get("key_columns", {}), templates)
     attributes = placeholders + _parse_attributes(at, spec.get("attributes", {}), allow_empty=True)
+    columns: dict[str, str] = {}
+    for attribute in attributes:
+        other = columns.setdefault(attribute.column, attribute.name)
+        if other != attribute.name:
+            raise MappingError(f"{at}.{attribute.name}: column {attribute.column!r} is already used by {other}")
     constants = _constants(rules, key_names, templates)
     by_path = {a.path: a for a in attributes if a.path}
     for key in key_names:
@@ -140,6 +145,11 @@ def _parse_entity(where: str, table: str, key_names: tuple[str, ...], spec: Any,
                 "give the key attribute a template in `keys`, an exact `match`, or an attribute"
             )
         _check_key_column(f"{at}.{key}", by_path[(key,)])
+    if not placeholders and not any((key,) in by_path for key in key_names):
+        raise MappingError(
+            f"{at}: every key attribute is a constant, so {sql_table} could hold one row only and has no "
+            "primary key; template a key attribute in `keys` or map it as an attribute"
+        )
     entity_policy = _choice(
         at, "unknown_attributes", spec.get("unknown_attributes", policy), UNKNOWN_ATTRIBUTE_POLICIES
     )
@@ -154,6 +164,11 @@ def _parse_key_columns(at: str, declared: Any, templates: tuple[KeyTemplate, ...
         raise MappingError(f'{at}: `key_columns` must be a table such as {{ customer_id = "text" }}')
     used = [name for t in templates for name in t.placeholders]
     for name in used:
+        if used.count(name) > 1:
+            raise MappingError(
+                f"{at}.{name}: the placeholder {{{name}}} is in two key templates; one column cannot hold both "
+                "key attributes' parts (name them apart, for example {user_id} and {friend_id})"
+            )
         if name not in declared:
             raise MappingError(
                 f"{at}.{name}: the template placeholder {{{name}}} is not a declared column; "

@@ -103,6 +103,15 @@ class TableMapping:
         return frozenset(names)
 
     @cached_property
+    def mapped_paths(self) -> frozenset[tuple[str, ...]]:
+        return frozenset(a.path for a in self.attributes if len(a.path) > 1)
+
+    @cached_property
+    def path_prefixes(self) -> frozenset[tuple[str, ...]]:
+        """The maps a mapped path goes through (`("address",)` for `address.city`)."""
+        return frozenset(path[:depth] for path in self.mapped_paths for depth in range(1, len(path)))
+
+    @cached_property
     def path_roots(self) -> frozenset[str]:
         """Maps whose members are mapped: known to the `reject` policy, kept whole in the extras."""
         return frozenset(a.path[0] for a in self.attributes if len(a.path) > 1)

@@ -286,8 +286,11 @@ def _fixed_types() -> dict[str, ColumnType]:
         ColumnType("numeric", frozenset({"N"}), pg.NUMERIC(), "numeric", _numeric(None, None)),
         ColumnType("double precision", frozenset({"N"}), pg.DOUBLE_PRECISION(), "float8", _double, exact=False),
         ColumnType("boolean", frozenset({"BOOL"}), pg.BOOLEAN(), "boolean", _boolean),
-        ColumnType("timestamptz", frozenset({"S", "N"}), pg.TIMESTAMP(timezone=True), "timestamptz", _timestamp),
-        ColumnType("date", frozenset({"S"}), pg.DATE(), "date", _date),
+        # Inexact: distinct spellings (offsets, a time of day) become one value; no key may use them.
+        ColumnType(
+            "timestamptz", frozenset({"S", "N"}), pg.TIMESTAMP(timezone=True), "timestamptz", _timestamp, exact=False
+        ),
+        ColumnType("date", frozenset({"S"}), pg.DATE(), "date", _date, exact=False),
         ColumnType("bytea", frozenset({"B"}), pg.BYTEA(), "bytea", _bytea),
         ColumnType("jsonb", frozenset(DYNAMODB_TYPES), pg.JSONB(), "text", _jsonb, _JSONB_EXPRESSION),
         ColumnType(

@@ -49,6 +49,8 @@ def redrive_command(queue: str | None, batch_size: int) -> int:
     print(f"re-drove {report.ranges} ranges: {report.records} records applied, {report.rejected} of them rejected")
     for line in report.gone:
         print(f"  not re-driven: {line}")
+    for line in report.incomplete:
+        print(f"  not re-driven yet: {line}")
     if report.unreadable:
         print(f"  {report.unreadable} messages are not stream on-failure records; left in the queue")
     if report.waiting:

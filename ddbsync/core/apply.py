@@ -16,6 +16,7 @@ may become a join that scans every tombstone for every row once a cached plan mi
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -82,8 +83,12 @@ def stored_rows_query(table: TableMapping) -> str:
 
 
 def stage_table(table: TableMapping) -> str:
-    """The session temp table a large batch of `table` is copied into (COPY transport)."""
-    return quote_ident(f"ddbsync_stage_{table.sql_table}"[:63])
+    """The session temp table a large batch of `table` is copied into (COPY transport).
+
+    The table's name, cut to fit, and a digest of the whole name: two long names never share a stage.
+    """
+    digest = hashlib.sha256(table.sql_table.encode()).hexdigest()[:10]
+    return quote_ident(f"ddbsync_stage_{table.sql_table[:36]}_{digest}")
 
 
 @lru_cache(maxsize=64)

@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Iterable
 
 from ddbsync.core.version import VersionError, stream_version
 from schema.model import Attribute, Mappings, SourceTable, TableMapping
@@ -138,10 +138,13 @@ def decode_record(record: dict[str, Any], position: int, mappings: Mappings) -> 
             old = dynamodb.get("OldImage")
             previous = _fitting(source, dynamodb["Keys"]) if old is None else [source.route(old)]
             moved = [e for e in previous if e is not None and e is not entity]
-            left = _deletes(moved, dynamodb["Keys"], version, position)
+            left = _deletes(_fitting_among(moved, dynamodb["Keys"]), dynamodb["Keys"], version, position)
         if entity is None:  # the item left its entity for none: its old row goes all the same
             return _unmatched(source, dynamodb["Keys"], position, tuple(left))
-        values, extras = decode_image(entity, image)
+        try:
+            values, extras = decode_image(entity, image)
+        except ConversionError as error:  # the new state is refused; the row it left goes all the same
+            return Reject(position, str(error), table_name, tuple(left))
         return [Change(entity, item_key(entity, values), version, False, values, extras, position), *left]
     except (ConversionError, VersionError, ValueError, KeyError, TypeError, AttributeError) as error:
         reason = str(error) if not isinstance(error, KeyError) else f"record has no {error}"
@@ -169,8 +172,13 @@ def _deletes(entities: list[TableMapping], keys: dict[str, Any], version: int, p
 
 def _fitting(source: SourceTable, keys: dict[str, Any]) -> list[TableMapping]:
     """The entities whose key templates read this key: one of them, at most, holds the item."""
+    return _fitting_among(source.entities, keys)
+
+
+def _fitting_among(entities: Iterable[TableMapping], keys: dict[str, Any]) -> list[TableMapping]:
+    """Of `entities`, those whose key templates read this key (no row of the others can hold it)."""
     fitting = []
-    for entity in source.entities:
+    for entity in entities:
         try:
             decode_image(entity, keys, keys_only=True)
         except ConversionError:
@@ -252,6 +260,8 @@ def _extras(table: TableMapping, image: dict[str, Any]) -> str | None:
         return None
     if table.unknown_attributes == "reject":
         refused = [name for name in unknown if name not in table.path_roots]
+        for root in table.path_roots & set(unknown):
+            refused += _unmapped_members(table, (root,), image[root])
         if refused:
             raise ConversionError(f"attributes not in the mapping: {', '.join(sorted(refused))}")
     if not table.keeps_extras:
@@ -260,6 +270,21 @@ def _extras(table: TableMapping, image: dict[str, Any]) -> str | None:
         return storable(to_json({name: to_plain(*typed_value(image[name])) for name in unknown}))
     except ConversionError as error:
         raise ConversionError(f"unmapped attribute: {error}") from None
+
+
+def _unmapped_members(table: TableMapping, path: tuple[str, ...], value: Any) -> list[str]:
+    """Members of a mapped map that no path reads (`address.zip` beside a mapped `address.city`)."""
+    tag, raw = typed_value(value)
+    if tag != "M":
+        return []
+    found = []
+    for name, member in raw.items():
+        inner = (*path, name)
+        if inner in table.path_prefixes:
+            found += _unmapped_members(table, inner, member)
+        elif inner not in table.mapped_paths:
+            found.append(".".join(inner))
+    return found
 
 
 def _decode_entity(table: TableMapping, image: dict[str, Any], keys_only: bool) -> tuple[tuple[Any, ...], str | None]:

@@ -21,8 +21,11 @@ class ErrorKind(enum.Enum):
 
 # Connection exception, transaction rollback, insufficient resources, operator intervention.
 WAIT_CLASSES = frozenset({"08", "40", "53", "57"})
-# Data exception, integrity constraint violation, program limit exceeded.
-DATA_CLASSES = frozenset({"22", "23", "54"})
+# A read-only transaction: the connection reached an instance demoted by a failover. It passes.
+WAIT_CODES = frozenset({"25006"})
+# Data exception, integrity constraint violation, program limit exceeded, and a PL/pgSQL error: a
+# trigger or check function of the user's refusing the row (RAISE EXCEPTION is P0001).
+DATA_CLASSES = frozenset({"22", "23", "54", "P0"})
 
 
 def error_kind(error: BaseException) -> ErrorKind:
@@ -37,7 +40,7 @@ def error_kind(error: BaseException) -> ErrorKind:
             if isinstance(error, (psycopg2.OperationalError, psycopg2.InterfaceError))
             else ErrorKind.OTHER
         )
-    if code[:2] in WAIT_CLASSES:
+    if code[:2] in WAIT_CLASSES or code in WAIT_CODES:
         return ErrorKind.WAIT
     if code[:2] in DATA_CLASSES:
         return ErrorKind.DATA

@@ -60,6 +60,8 @@ def identified(reject: RejectedRecord, mappings: Mappings) -> RejectedRecord:
         version = None
     keys = dynamodb.get("Keys")
     sql_table = key = None
+    # The item's key as a REMOVE of it would find its row; its image tells the entity where an
+    # attribute does (the record's own image: the state the reject is about).
     removal = {
         "eventName": "REMOVE",
         "eventSourceARN": reject.record.get("eventSourceARN", ""),
@@ -69,6 +71,9 @@ def identified(reject: RejectedRecord, mappings: Mappings) -> RejectedRecord:
             "ApproximateCreationDateTime": dynamodb.get("ApproximateCreationDateTime"),
         },
     }
+    image = dynamodb.get("NewImage") or dynamodb.get("OldImage")
+    if isinstance(image, dict):
+        removal["dynamodb"]["OldImage"] = image
     found = decode_record(removal, 0, mappings) if isinstance(keys, dict) else None
     if isinstance(found, list) and len(found) == 1:
         sql_table, key = found[0].table.sql_table, found[0].item_key
@@ -83,10 +88,15 @@ def _json(value: Any) -> str:
 
 
 def _row(reject: RejectedRecord, record_json: str, reason: str) -> tuple[Any, ...]:
+    event, sequence = (
+        (reject.record.get("eventName"), sequence_number(reject.record))
+        if isinstance(reject.record, dict)
+        else (None, None)
+    )
     return (
         reject.table_name,
-        reject.record.get("eventName") if isinstance(reject.record, dict) else None,
-        sequence_number(reject.record) if isinstance(reject.record, dict) else None,
+        _storable_text(event) if isinstance(event, str) else None,
+        _storable_text(sequence) if isinstance(sequence, str) else None,
         _storable_text(reason),
         record_json,
         reject.sql_table,

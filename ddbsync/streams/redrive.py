@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 # What DynamoDB Streams answers for a range it no longer holds (trimmed after 24 h, or the stream gone).
 GONE_ERRORS = ("TrimmedDataAccessException", "ResourceNotFoundException")
-EMPTY_PAGES_BEFORE_GIVING_UP = 3  # an open shard answers empty pages once it has nothing newer
+EMPTY_PAGES_BEFORE_GIVING_UP = 50  # empty pages may come before a range's records; then stop and retry later
 VISIBILITY_SECONDS = 900  # a message being re-driven stays hidden this long; it goes once applied
 
 Apply = Callable[[Sequence[dict[str, Any]]], BatchResult]
@@ -40,15 +40,20 @@ class RedriveReport:
     rejected: int = 0
     gone: list[str] = field(default_factory=list)  # ranges the stream no longer holds, with the fix
     unreadable: int = 0  # messages that are not a DynamoDB stream on-failure record
+    incomplete: list[str] = field(default_factory=list)  # ranges not read to their end: kept, tried again
     waiting: str | None = None  # the database was away: re-drive stopped, messages kept
 
     @property
     def complete(self) -> bool:
-        return not (self.gone or self.unreadable or self.waiting)
+        return not (self.gone or self.unreadable or self.waiting or self.incomplete)
 
 
 def read_range(streams: Any, info: dict[str, Any]) -> list[dict[str, Any]]:
-    """The records of one `DDBStreamBatchInfo` range, in Lambda's shape, first to last."""
+    """The records of one `DDBStreamBatchInfo` range, in Lambda's shape, first to last.
+
+    GetRecords may answer empty pages before the records it holds, so reading goes on until the
+    range's last record is seen; a range that cannot be read to its end raises `IncompleteRange`.
+    """
     arn, last = info["streamArn"], int(info["endSequenceNumber"])
     iterator = streams.get_shard_iterator(
         StreamArn=arn,
@@ -61,12 +66,21 @@ def read_range(streams: Any, info: dict[str, Any]) -> list[dict[str, Any]]:
     while iterator and empty < EMPTY_PAGES_BEFORE_GIVING_UP:
         page = streams.get_records(ShardIterator=iterator, Limit=1000)
         for record in page["Records"]:
-            if int(record["dynamodb"]["SequenceNumber"]) > last:
+            sequence = int(record["dynamodb"]["SequenceNumber"])
+            if sequence <= last:
+                records.append(lambda_record(record, arn))
+            if sequence >= last:
                 return records
-            records.append(lambda_record(record, arn))
         empty = 0 if page["Records"] else empty + 1
         iterator = page.get("NextShardIterator")
-    return records
+    raise IncompleteRange(
+        f"records {info['startSequenceNumber']}..{info['endSequenceNumber']} of shard {info['shardId']} "
+        f"could not be read to the end ({len(records)} read); the message stays for the next re-drive"
+    )
+
+
+class IncompleteRange(RuntimeError):
+    """The stream did not give the range's last record; nothing of it is applied."""
 
 
 def _pages(sqs: Any, queue_url: str) -> Iterator[list[dict[str, Any]]]:
@@ -116,6 +130,9 @@ def _redrive_message(
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, ParamValidationError):
         report.unreadable += 1
         logger.warning("on-failure message %s is not a stream batch record; left in the queue", message["MessageId"])
+        return True
+    except IncompleteRange as error:
+        report.incomplete.append(str(error))
         return True
     except ClientError as error:
         if error.response["Error"]["Code"] not in GONE_ERRORS:
