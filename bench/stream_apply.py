@@ -13,7 +13,12 @@ customer, the others orders) applied by the replication core through the shipped
 entities, match rules, key templates) and through a plain one-table mapping of the same attributes
 (the same paths, timestamps and numbers, `PK` and `SK` as they are), same run, interleaved.
 
-    python bench/stream_apply.py [--records 5000] [--batches 100,1000]
+With `--round-trip-us N`, every variant (and the routing comparison) connects through a forwarder
+(`bench/forwarder.py`) that holds each chunk N/2 microseconds each way, like Lambda reaching Aurora
+in one region (0.5-1 ms); the header gives the `SELECT 1` round trip measured direct and through it.
+Setting up and emptying the tables between runs goes direct; only the measured work pays the delay.
+
+    python bench/stream_apply.py [--records 20000] [--batches 100,1000,10000] [--round-trip-us 500]
     DATABASE_URL=postgresql://... python bench/stream_apply.py   # an existing server
 """
 
@@ -28,11 +33,13 @@ import time
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.forwarder import Forwarder, round_trip_seconds  # noqa: E402
 from ddbsync.local.postgres import PostgresServer  # noqa: E402
 from ddbsync.local.stack import load_handler  # noqa: E402
 from schema.migrations import upgrade_head  # noqa: E402
@@ -130,9 +137,12 @@ PLAIN_SHOP = {
 
 
 def routing_rates(
-    db: str, records: list[dict[str, Any]], sizes: list[int], rounds: int, existing: int
+    db: str, apply_db: str, records: list[dict[str, Any]], sizes: list[int], rounds: int, existing: int
 ) -> tuple[dict[int, float], dict[int, float]]:
-    """Records/s of the Shop stream routed to its entities, and through a plain one-table mapping."""
+    """Records/s of the Shop stream routed to its entities, and through a plain one-table mapping.
+
+    Tables are set up and emptied through `db`; the replicators apply through `apply_db`.
+    """
     from sqlalchemy import MetaData, create_engine
 
     from ddbsync.core import Replicator
@@ -148,8 +158,8 @@ def routing_rates(
     metadata.create_all(engine)
     engine.dispose()
     replicators = {
-        "routed": Replicator(load_mappings(), lambda: connect(db)),
-        "plain": Replicator(plain, lambda: connect(db)),
+        "routed": Replicator(load_mappings(), lambda: connect(apply_db)),
+        "plain": Replicator(plain, lambda: connect(apply_db)),
     }
     best: dict[str, dict[int, float]] = {"routed": {}, "plain": {}}
     for size in sizes:
@@ -281,37 +291,68 @@ def reset(url: str, existing: int) -> None:
     connection.close()
 
 
+def fresh_database(url: str, name: str) -> str:
+    """A new database `name` on the server of `url`, migrated, with the seed loop's table: its URL."""
+    admin = psycopg2.connect(url)
+    admin.autocommit = True
+    admin.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    admin.close()
+    db = url.rsplit("/", 1)[0] + f"/{name}"
+    upgrade_head(db)
+    with psycopg2.connect(db) as connection:
+        connection.cursor().execute(SEED_TABLE)
+    connection.close()
+    return db
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=5000, help="changes per run (default 5000)")
-    parser.add_argument("--batches", default="100,1000", help="comma-separated batch sizes (default 100,1000)")
+    parser.add_argument("--records", type=int, default=20_000, help="changes per run (default 20000)")
+    parser.add_argument(
+        "--batches", default="100,1000,10000", help="comma-separated batch sizes (default 100,1000,10000)"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the best counts (default 5)")
     parser.add_argument("--existing", type=int, default=50_000, help="rows already in the table (default 50000)")
+    parser.add_argument(
+        "--round-trip-us",
+        type=int,
+        default=0,
+        help="connect through a forwarder adding this round trip, half each way (default 0: direct)",
+    )
     args = parser.parse_args(argv)
     try:
         sizes = [int(s) for s in args.batches.split(",")]
     except ValueError:
         parser.error("--batches takes comma-separated integers, e.g. 100,1000")
+    if args.round_trip_us < 0:
+        parser.error("--round-trip-us takes a number of microseconds, 0 or more")
 
-    server = None
+    server = forwarder = None
     url = os.environ.get("DATABASE_URL")
     if not url:
         server = PostgresServer().start()
         url = server.url
     try:
-        admin = psycopg2.connect(url)
-        admin.autocommit = True
-        admin.cursor().execute("DROP DATABASE IF EXISTS ddbsync_bench")
-        admin.cursor().execute("CREATE DATABASE ddbsync_bench")
-        admin.close()
-        db = url.rsplit("/", 1)[0] + "/ddbsync_bench"
-        upgrade_head(db)
-        with psycopg2.connect(db) as connection:
-            connection.cursor().execute(SEED_TABLE)
+        db = fresh_database(url, "ddbsync_bench")
+
+        # The measured connections go to `apply_db`: the server itself, or the forwarder in front of it.
+        apply_db = db
+        direct_trip = round_trip_seconds(db)
+        round_trip = f"SELECT 1 round trip {direct_trip * 1e6:,.0f} us direct"
+        if args.round_trip_us:
+            target = urlsplit(db)
+            forwarder = Forwarder(target.hostname or "127.0.0.1", target.port or 5432, args.round_trip_us / 2).start()
+            apply_db = forwarder.url(db)
+            through = round_trip_seconds(apply_db)
+            round_trip += (
+                f", {through * 1e6:,.0f} us through the forwarder ({args.round_trip_us / 2:,.0f} us each way): "
+                "every variant connects through it"
+            )
 
         records = workload(args.records)
         shop_records = shop_workload(args.records)
-        os.environ["DATABASE_URL"] = db
+        os.environ["DATABASE_URL"] = apply_db
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
         stream = load_handler()  # handlers.stream.handler, as Lambda calls it: metrics and logs included
         sink = open(os.devnull, "w")
@@ -320,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             with redirect_stdout(sink):  # the EMF metrics Lambda would send to CloudWatch
                 stream({"Records": batch}, None)
 
-        plain = psycopg2.connect(db)
+        plain = psycopg2.connect(apply_db)
         # name -> (apply, the stream it applies)
         variants = {
             "ddbsync": (handler, records),
@@ -329,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(
             f"{args.records} changes per run into a table of {args.existing} rows, best of {args.rounds} "
-            f"interleaved rounds, PostgreSQL at {db.split('@')[-1]}"
+            f"interleaved rounds, PostgreSQL at {db.split('@')[-1]}\n{round_trip}"
         )
         for size in sizes:
             best = {name: 0.0 for name in variants}
@@ -343,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name:<14} {rate:>10,.0f} records/s   ddbsync = {ours / rate:5.2f}x")
         sys.modules["handlers.stream"].replicator.close()
         plain.close()
-        routed, plain_rate = routing_rates(db, shop_records, sizes, args.rounds, args.existing)
+        routed, plain_rate = routing_rates(db, apply_db, shop_records, sizes, args.rounds, args.existing)
         for size in sizes:
             ratio = routed[size] / plain_rate[size]
             print(
@@ -356,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
             f"boto3 TypeDeserializer {boto3_only:,.0f} records/s (values only): {ours / boto3_only:.2f}x"
         )
     finally:
+        if forwarder is not None:
+            forwarder.stop()
         if server is not None:
             server.stop()
     return 0
