@@ -6,6 +6,8 @@ The mappings and the config are checked first, so a broken mapping or a bad valu
 
 from __future__ import annotations
 
+import re
+
 import pulumi
 import pulumi_aws as aws
 
@@ -36,7 +38,8 @@ if unknown:
     )
 deployed = [m for m in mappings if not settings.tables or m.dynamodb_table in settings.tables]
 
-prefix = f"ddbsync-{pulumi.get_stack()}"
+# AWS names (RDS identifiers above all) take lowercase letters, digits and hyphens; stack names more.
+prefix = "ddbsync-" + re.sub(r"[^a-z0-9-]+", "-", pulumi.get_stack().lower()).strip("-")
 identity = aws.get_caller_identity_output()
 region = aws.get_region_output().region
 partition = aws.get_partition_output().partition
@@ -61,6 +64,9 @@ network = Network(
         availability_zones=zones,
         existing_vpc_id=settings.existing_vpc_id,
         existing_subnet_ids=settings.existing_subnet_ids,
+        # SQS and DynamoDB Streams serve only the re-drive: without it, no endpoint for them.
+        endpoint_services=("secretsmanager",)
+        + (("sqs", STREAMS_SERVICE) if settings.redrive_schedule != "off" else ()),
     ),
 )
 if settings.flow_logs:
@@ -132,6 +138,7 @@ migrations = Migrations(
         schema_owner_connect_arn=database.schema_owner_connect_arn,
         fingerprint=migrations_fingerprint(),
         database=database.instance,
+        secrets_endpoint=network.endpoint_environment("secretsmanager"),
     ),
 )
 # Through the Secrets Manager endpoint, only the migrations' bootstrap may read, and only the master secret.
@@ -153,6 +160,7 @@ replication = Replication(
         database_name=settings.database_name,
         db_connect_arn=database.replicator_connect_arn,
         delivery=settings.delivery(),
+        concurrency=settings.replicator_concurrency,
         depends_on=[migrations.invocation],
     ),
 )
@@ -166,7 +174,7 @@ if settings.redrive_schedule != "off":
             queue_arn=replication.queue.arn,
             queue_url=replication.queue.url,
             stream_arns=list(tables.stream_arns.values()),
-            streams_endpoint_url=network.endpoint_url(STREAMS_SERVICE),
+            endpoint_environment=network.endpoint_environment("sqs", STREAMS_SERVICE),
             database_host=database.replicator_host,
             database_name=settings.database_name,
             db_connect_arn=database.replicator_connect_arn,
@@ -182,6 +190,22 @@ alarms = Alarms(
         topic_arn=settings.alarm_topic_arn,
     ),
 )
+
+if redrive is not None:
+    # Through the SQS and DynamoDB Streams endpoints, only the re-drive, and only on this stack's queue and streams.
+    for service, actions, resources in (
+        ("sqs", ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"], [replication.queue.arn]),
+        (STREAMS_SERVICE, ["dynamodb:GetShardIterator", "dynamodb:GetRecords"], list(tables.stream_arns.values())),
+    ):
+        EndpointPolicy(
+            f"{prefix}-{service}-endpoint",
+            EndpointPolicyArgs(
+                endpoint_id=network.endpoints[service].id,
+                principal_arns=[redrive.function.role.arn],
+                actions=actions,
+                resources=resources,
+            ),
+        )
 
 pulumi.export("mapped_tables", [m.dynamodb_table for m in deployed])
 pulumi.export("stream_arns", tables.stream_arns)

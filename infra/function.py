@@ -29,6 +29,7 @@ class VpcFunctionArgs:
     architecture: str = "arm64"
     memory_mb: int = 512
     timeout_seconds: int = 60
+    reserved_concurrency: int | None = None  # at most this many at once (each holds a database connection)
     log_retention_days: int = 30
     environment: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     # Statements beyond logs, network interfaces and the KMS key, as plain dicts with Output values.
@@ -68,6 +69,7 @@ class VpcFunction(pulumi.ComponentResource):
             role=self.role.arn,
             memory_size=args.memory_mb,
             timeout=args.timeout_seconds,
+            reserved_concurrent_executions=args.reserved_concurrency,
             kms_key_arn=args.kms_key_arn,
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=args.environment),
             vpc_config=aws.lambda_.FunctionVpcConfigArgs(

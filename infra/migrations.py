@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pulumi
@@ -44,6 +44,8 @@ class MigrationsArgs:
     schema_owner_connect_arn: pulumi.Input[str]
     fingerprint: str
     database: pulumi.Resource | None = None
+    # How the bootstrap reaches Secrets Manager where the endpoint has no private DNS (an existing VPC).
+    secrets_endpoint: dict[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 class Migrations(pulumi.ComponentResource):
@@ -67,6 +69,7 @@ class Migrations(pulumi.ComponentResource):
                     **database,
                     "DDBSYNC_DB_SECRET_ARN": args.master_secret_arn,
                     "DDBSYNC_MIGRATE_TO": SCHEMA_OWNER_REVISION,
+                    **args.secrets_endpoint,
                 },
                 statements=[statement(["secretsmanager:GetSecretValue"], [args.master_secret_arn], "OwnerSecret")],
                 key_services=("secretsmanager",),

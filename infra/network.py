@@ -19,6 +19,12 @@ SecurityGroupRule = type[aws.vpc.SecurityGroupIngressRule] | type[aws.vpc.Securi
 STREAMS_SERVICE = "dynamodb-streams"
 # Services whose interface endpoint offers no private DNS: clients use the endpoint's own name.
 WITHOUT_PRIVATE_DNS = frozenset({STREAMS_SERVICE})
+# boto3's variable naming the endpoint of one service.
+ENDPOINT_VARIABLES = {
+    "secretsmanager": "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "sqs": "AWS_ENDPOINT_URL_SQS",
+    STREAMS_SERVICE: "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
+}
 
 
 @dataclass
@@ -38,6 +44,7 @@ class Network(pulumi.ComponentResource):
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ddbsync:infra:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        self.existing = bool(args.existing_vpc_id)
         if args.existing_vpc_id:
             self.vpc_id: pulumi.Input[str] = args.existing_vpc_id
             self.subnet_ids: list[pulumi.Input[str]] = list(args.existing_subnet_ids)
@@ -128,16 +135,33 @@ class Network(pulumi.ComponentResource):
                 service_name=pulumi.Output.concat("com.amazonaws.", args.region, f".{service}"),
                 subnet_ids=self.subnet_ids,
                 security_group_ids=[self.endpoint_sg.id],
-                private_dns_enabled=service not in WITHOUT_PRIVATE_DNS,
+                private_dns_enabled=self.private_dns(service),
                 opts=child,
             )
             for service in args.endpoint_services
         }
         self.register_outputs({"vpc_id": self.vpc_id, "subnet_ids": self.subnet_ids})
 
+    def private_dns(self, service: str) -> bool:
+        """Whether the service's endpoint answers for its public name in the VPC.
+
+        Never in an existing VPC: it may hold such endpoints already (AWS refuses a second one), and
+        one of ours would capture every other workload's calls under our endpoint's policy.
+        """
+        return not self.existing and service not in WITHOUT_PRIVATE_DNS
+
     def endpoint_url(self, service: str) -> pulumi.Output[str]:
         """`https://` and the regional DNS name of the service's interface endpoint."""
         return self.endpoints[service].dns_entries.apply(lambda entries: f"https://{entries[0].dns_name}")
+
+    def endpoint_environment(self, *services: str) -> dict[str, pulumi.Input[str]]:
+        """What a function calling `services` needs to reach them here: boto3's per-service endpoint
+        variables (`AWS_ENDPOINT_URL_SQS`, ...) for each endpoint without private DNS."""
+        return {
+            ENDPOINT_VARIABLES[service]: self.endpoint_url(service)
+            for service in services
+            if service in self.endpoints and not self.private_dns(service)
+        }
 
 
 def allow_between(

@@ -28,7 +28,8 @@ class RedriveArgs:
     queue_arn: pulumi.Input[str]
     queue_url: pulumi.Input[str]
     stream_arns: list[pulumi.Input[str]]
-    streams_endpoint_url: pulumi.Input[str]
+    # boto3's endpoint variables for SQS and DynamoDB Streams where their endpoints have no private DNS.
+    endpoint_environment: dict[str, pulumi.Input[str]]
     database_host: pulumi.Input[str]
     database_name: str
     db_connect_arn: pulumi.Input[str]
@@ -44,10 +45,11 @@ class Redrive(pulumi.ComponentResource):
         function_args = replace(
             args.function,
             handler=HANDLER,
+            reserved_concurrency=1,  # one re-drive at a time: runs never overlap on a queue
             environment={
                 **replicator_login(args.database_host, args.database_name),
                 "DDBSYNC_ON_FAILURE_QUEUE_URL": args.queue_url,
-                "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": args.streams_endpoint_url,
+                **args.endpoint_environment,
                 "POWERTOOLS_SERVICE_NAME": "ddbsync-redrive",
                 "POWERTOOLS_METRICS_NAMESPACE": "ddbsync",
             },
@@ -64,7 +66,12 @@ class Redrive(pulumi.ComponentResource):
         )
         self.function = VpcFunction(name, function_args, opts=child)
         self.scheduler_role = aws.iam.Role(
-            f"{name}-scheduler", assume_role_policy=assume_role_policy("scheduler.amazonaws.com"), opts=child
+            f"{name}-scheduler",
+            # Only this account's schedules may act as this role (confused-deputy protection).
+            assume_role_policy=pulumi.Output.from_input(args.function.account_id).apply(
+                lambda account: assume_role_policy("scheduler.amazonaws.com", source_account=account)
+            ),
+            opts=child,
         )
         self.scheduler_policy = aws.iam.RolePolicy(
             f"{name}-scheduler",

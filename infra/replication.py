@@ -32,6 +32,7 @@ class ReplicationArgs:
     database_name: str
     db_connect_arn: pulumi.Input[str]
     delivery: StreamDelivery = field(default_factory=StreamDelivery)
+    concurrency: int = 10  # replicator invocations at once: sized to the database's connections
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
@@ -52,6 +53,7 @@ class Replication(pulumi.ComponentResource):
             args.function,
             handler=HANDLER,
             timeout_seconds=args.delivery.function_timeout_seconds,
+            reserved_concurrency=args.concurrency,
             environment={
                 **replicator_login(args.database_host, args.database_name),
                 "DDBSYNC_STREAM_VIEW_TYPE": STREAM_VIEW_TYPE,

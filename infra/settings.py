@@ -55,7 +55,10 @@ class StackSettings:
     maximum_retry_attempts: int = DELIVERY.maximum_retry_attempts
     maximum_record_age_seconds: int = DELIVERY.maximum_record_age_in_seconds
     parallelization_factor: int = DELIVERY.parallelization_factor
-    redrive_schedule: str = "rate(1 hour)"  # `off`: re-drive only by hand (`ddbsync redrive`)
+    redrive_schedule: str = "rate(1 hour)"
+    # Replicator invocations at once, each with one database connection: shards x parallelization
+    # beyond it wait (the event source mapping retries throttled batches), Aurora's connections do not run out.
+    replicator_concurrency: int = 10  # `off`: re-drive only by hand (`ddbsync redrive`)
     log_retention_days: int = 30
     iterator_age_alarm_ms: int = 60_000
     alarm_topic_arn: str | None = None
@@ -197,9 +200,10 @@ OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     # Past the stream's 24 h a set-aside range can no longer be re-driven: the age stays below it.
     "maximumRecordAgeSeconds": (
         "maximum_record_age_seconds",
-        _ranged("maximumRecordAgeSeconds", 60, STREAM_RETENTION_SECONDS),
+        _ranged("maximumRecordAgeSeconds", 60, STREAM_RETENTION_SECONDS - 3600),
     ),
     "redriveSchedule": ("redrive_schedule", _schedule("redriveSchedule")),
+    "replicatorConcurrency": ("replicator_concurrency", _ranged("replicatorConcurrency", 1, 1000)),
     "parallelizationFactor": ("parallelization_factor", _ranged("parallelizationFactor", 1, 10)),
     "logRetentionDays": ("log_retention_days", _one_of("logRetentionDays", LOG_RETENTION_DAYS, int)),
     "iteratorAgeAlarmMs": ("iterator_age_alarm_ms", _ranged("iteratorAgeAlarmMs", 1000, 86_400_000)),

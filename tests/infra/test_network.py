@@ -40,7 +40,7 @@ def test_functions_reach_the_database_and_the_endpoints_and_nothing_else_in_the_
 
 
 def test_through_the_secrets_manager_endpoint_only_the_bootstrap_reads_only_the_master_secret(dev):
-    endpoint_policy = dev.one("aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy").inputs
+    endpoint_policy = dev.one("aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy", "secretsmanager").inputs
     assert endpoint_policy["vpcEndpointId"] == "ddbsync-dev-secretsmanager-id"
     (statement,) = json.loads(endpoint_policy["policy"])["Statement"]
     assert statement == {
@@ -62,3 +62,37 @@ def test_flow_logs_record_the_vpcs_traffic_outside_dev_and_on_request(dev, prod)
         (trust,) = json.loads(deployment.one("aws:iam/role:Role", "flow-logs").inputs["assumeRolePolicy"])["Statement"]
         assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
         assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+
+
+def test_through_the_sqs_and_streams_endpoints_only_the_redrive_reaches_only_this_stacks_queue_and_streams(dev):
+    redrive_role = f"arn:aws:iam::{ACCOUNT}:role/ddbsync-dev-redrive-role"
+    sqs = json.loads(dev.one("aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy", "-sqs-").inputs["policy"])
+    ((queue_statement),) = sqs["Statement"]
+    assert queue_statement["Principal"] == {"AWS": [redrive_role]}
+    assert queue_statement["Resource"] == [f"arn:aws:sqs:{REGION}:{ACCOUNT}:ddbsync-dev-replicator-on-failure"]
+    streams = json.loads(dev.one("aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy", "dynamodb-streams").inputs["policy"])
+    ((stream_statement),) = streams["Statement"]
+    assert stream_statement["Principal"] == {"AWS": [redrive_role]}
+    assert all("/stream/" in arn for arn in stream_statement["Resource"])
+
+
+def test_in_an_existing_vpc_the_functions_are_pointed_at_endpoints_without_private_dns():
+    deployment = run_program(
+        {"existingVpcId": "vpc-shared", "existingSubnetIds": ["subnet-a", "subnet-b"]}, stack="shared-vpc"
+    )
+    endpoints = deployment.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+    assert endpoints and not any(e.inputs["privateDnsEnabled"] for e in endpoints)
+    redrive = deployment.one("aws:lambda/function:Function", "redrive").inputs["environment"]["variables"]
+    assert (
+        redrive["AWS_ENDPOINT_URL_SQS"].startswith("https://vpce-") and "AWS_ENDPOINT_URL_DYNAMODB_STREAMS" in redrive
+    )
+    bootstrap = deployment.one("aws:lambda/function:Function", "bootstrap").inputs["environment"]["variables"]
+    assert bootstrap["AWS_ENDPOINT_URL_SECRETS_MANAGER"].startswith("https://vpce-")
+
+
+def test_without_the_redrive_no_sqs_or_streams_endpoint_is_declared():
+    deployment = run_program({"redriveSchedule": "off"}, stack="no-sqs")
+    services = {
+        e.inputs["serviceName"].rsplit(".", 1)[1] for e in deployment.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+    }
+    assert services == {"secretsmanager"}

@@ -310,7 +310,7 @@ def test_an_existing_vpc_and_cluster_can_be_used():
         ({"maximumRetryAttempts": -2}, "ddbsync:maximumRetryAttempts = -2: allowed values are -1 to 10000"),
         (
             {"maximumRecordAgeSeconds": 604800},
-            "ddbsync:maximumRecordAgeSeconds = 604800: allowed values are 60 to 86400",
+            "ddbsync:maximumRecordAgeSeconds = 604800: allowed values are 60 to 82800",
         ),
         ({"redriveSchedule": "hourly"}, "ddbsync:redriveSchedule = 'hourly': allowed values are a schedule expression"),
     ],
