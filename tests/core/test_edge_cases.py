@@ -13,7 +13,7 @@ from ddbsync.core.tombstones import purge_tombstones
 from ddbsync.streams.redrive import redrive
 from schema.model import MappingError, Mappings, parse_mapping
 from tests.core.test_batch_contract import rejects
-from tests.core.test_entities import entity_mapping, rows
+from tests.core.test_entities import entity_mapping, moving_mapping, rows
 from tests.streams import ModelTable, stream_arn
 
 
@@ -143,23 +143,7 @@ def test_an_item_fixed_into_the_entity_that_fits_it_lands_there(database, sql):
 
 
 def moving(policy: str) -> dict:
-    return {
-        "dynamodb_table": "Things",
-        "partition_key": "id",
-        "key_types": {"id": "S"},
-        "unknown_attributes": policy,
-        "entities": [
-            {
-                "name": state,
-                "sql_table": f"{state}_things",
-                "match": {"state": state},
-                "keys": {"id": "T#{id}"},
-                "key_columns": {"id": "text"},
-                "attributes": {"size": "N"},
-            }
-            for state in ("open", "closed")
-        ],
-    }
+    return moving_mapping(unknown_attributes=policy)
 
 
 def test_a_replayed_reject_of_a_routed_entity_never_brings_back_an_item_deleted_since(database, sql):

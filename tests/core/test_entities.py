@@ -187,23 +187,28 @@ def test_a_number_placeholder_takes_only_what_comes_back_the_same(database, sql)
 # Things move between two tables by their `state` attribute: a move is a delete from one and an insert
 # into the other, in one transaction, version-guarded like everything else. An archived thing belongs
 # to no entity: it leaves its table and is ignored.
-MOVING = {
-    "dynamodb_table": "Things",
-    "partition_key": "id",
-    "key_types": {"id": "S"},
-    "unmatched": "ignore",  # an archived thing is in no table
-    "entities": [
-        {
-            "name": state,
-            "sql_table": f"{state}_things",
-            "match": {"state": state},
-            "keys": {"id": "T#{id}"},
-            "key_columns": {"id": "text"},
-            "attributes": {"size": "N"},
-        }
-        for state in ("open", "closed")
-    ],
-}
+def moving_mapping(**settings) -> dict:
+    """Things told apart by their `state`: open ones in one table, closed ones in another."""
+    return {
+        "dynamodb_table": "Things",
+        "partition_key": "id",
+        "key_types": {"id": "S"},
+        **settings,
+        "entities": [
+            {
+                "name": state,
+                "sql_table": f"{state}_things",
+                "match": {"state": state},
+                "keys": {"id": "T#{id}"},
+                "key_columns": {"id": "text"},
+                "attributes": {"size": "N"},
+            }
+            for state in ("open", "closed")
+        ],
+    }
+
+
+MOVING = moving_mapping(unmatched="ignore")  # an archived thing is in no table
 moves = st.lists(
     st.one_of(
         st.builds(

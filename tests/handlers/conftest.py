@@ -31,3 +31,13 @@ def aws(monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         yield boto3.client("secretsmanager", region_name="us-east-1")
+
+
+def iam_login(server, name: str) -> dict[str, str]:
+    """The environment the deployed replicator gets: the database user it logs in as with an IAM token."""
+    return {
+        "DDBSYNC_DB_IAM_USER": "ddbsync_replicator",
+        "DDBSYNC_DB_HOST": "127.0.0.1",
+        "DDBSYNC_DB_PORT": str(server.port),
+        "DDBSYNC_DB_NAME": name,
+    }

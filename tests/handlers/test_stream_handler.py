@@ -12,6 +12,7 @@ import pytest
 from ddbsync.core import ConfigurationError
 from schema.model import MappingError
 from tests.conftest import database_url
+from tests.handlers.conftest import iam_login
 from tests.streams import ModelTable, event
 
 
@@ -99,14 +100,7 @@ def test_credentials_come_from_secrets_manager_over_verified_tls(monkeypatch, aw
 
 def test_iam_authentication_connects_as_the_replicator_role_over_tls(monkeypatch, aws, tls_server, employees_table):
     server, name = tls_server
-    stream = load_handler(
-        monkeypatch,
-        DDBSYNC_DB_IAM_USER="ddbsync_replicator",
-        DDBSYNC_DB_HOST="127.0.0.1",
-        DDBSYNC_DB_PORT=str(server.port),
-        DDBSYNC_DB_NAME=name,
-        DDBSYNC_DB_SSLROOTCERT=str(server.certificate),
-    )
+    stream = load_handler(monkeypatch, **iam_login(server, name), DDBSYNC_DB_SSLROOTCERT=str(server.certificate))
     response = stream.handler(event([employees_table.put({"Id": 7, "empName": "iam"})]), None)
     with stream.replicator.connection().cursor() as cursor:
         cursor.execute("SELECT current_user, (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())")

@@ -10,6 +10,7 @@ import psycopg2
 import pytest
 
 from schema.database import RDS_CA_BUNDLE, url_for_iam_user, url_from_secret
+from tests.handlers.conftest import iam_login
 from tests.handlers.test_stream_handler import load_handler
 from tests.streams import ModelTable, event
 
@@ -54,13 +55,7 @@ def test_urls_for_aws_verify_the_server_with_the_rds_bundle_by_default():
 def test_the_replicator_refuses_a_server_whose_certificate_rds_did_not_sign(monkeypatch, aws, tls_server, caplog):
     # Given a TLS server with a self-signed certificate, reached as the deployed replicator reaches Aurora
     server, name = tls_server
-    stream = load_handler(
-        monkeypatch,
-        DDBSYNC_DB_IAM_USER="ddbsync_replicator",
-        DDBSYNC_DB_HOST="127.0.0.1",
-        DDBSYNC_DB_PORT=str(server.port),
-        DDBSYNC_DB_NAME=name,
-    )
+    stream = load_handler(monkeypatch, **iam_login(server, name))
     monkeypatch.delenv("DDBSYNC_DB_SSLROOTCERT", raising=False)
     record = ModelTable("Employees", ("Id",)).put({"Id": 1, "empName": "never sent"})
 
