@@ -13,29 +13,17 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import boto3
 from alembic import command
 from alembic.runtime.migration import MigrationContext
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities import parameters
 from sqlalchemy import create_engine, text
 
-from schema.database import DATABASE_URL_ENV, IAM_USER_ENV, resolve_database_url, sqlalchemy_url, url_with_iam_token
+from handlers.runtime import database_url
+from schema.database import sqlalchemy_url
 from schema.migrations import alembic_config
 
 logger = Logger(service="ddbsync-migrate")
 TARGET_ENV = "DDBSYNC_MIGRATE_TO"  # a revision; default head
-
-
-def _fetch_secret(arn: str) -> str:
-    return parameters.get_secret(arn)
-
-
-def database_url() -> str:
-    """As the IAM user if one is named (and no `DATABASE_URL`), else from the secret."""
-    if os.environ.get(IAM_USER_ENV) and not os.environ.get(DATABASE_URL_ENV):
-        return url_with_iam_token(boto3.client("rds"))
-    return resolve_database_url(_fetch_secret)
 
 
 def current_state(url: str) -> tuple[str | None, str]:

@@ -17,11 +17,9 @@ from ddbsync.core import Replicator
 from ddbsync.core.connection import connect
 from schema.database import (
     DATABASE_URL_ENV,
-    HOST_ENV,
     IAM_USER_ENV,
-    PORT_ENV,
     resolve_database_url,
-    url_for_iam_user,
+    url_with_iam_token,
 )
 from schema.model import Mappings
 
@@ -36,12 +34,7 @@ def _fetch_secret(arn: str) -> str:
 def database_url(rds: Any = None) -> str:
     """Where to connect, per connection: IAM tokens live fifteen minutes, so one is made each time."""
     if os.environ.get(IAM_USER_ENV) and not os.environ.get(DATABASE_URL_ENV):
-        token = (rds or boto3.client("rds")).generate_db_auth_token(
-            DBHostname=os.environ[HOST_ENV],
-            Port=int(os.environ.get(PORT_ENV, "5432")),
-            DBUsername=os.environ[IAM_USER_ENV],
-        )
-        return url_for_iam_user(token)
+        return url_with_iam_token(rds or boto3.client("rds"))
     return resolve_database_url(_fetch_secret)
 
 
