@@ -103,6 +103,7 @@ def _parse_plain(where: str, table: str, key_names: tuple[str, ...], data: Mappi
     sql_table = data.get("sql_table") or snake_case(table)
     _check_identifier(where, "sql_table", sql_table)
     attributes = _parse_attributes(where, data.get("attributes"))
+    _check_columns(where, attributes)
     by_name = {a.name: a for a in attributes}
     for role, key in zip(("partition_key", "sort_key"), key_names):
         if key not in by_name:
@@ -129,11 +130,7 @@ def _parse_entity(where: str, table: str, key_names: tuple[str, ...], spec: Any,
             raise MappingError(f"{at}.{template.attribute}: `keys` templates the table's key attributes only")
     placeholders = _parse_key_columns(at, spec.get("key_columns", {}), templates)
     attributes = placeholders + _parse_attributes(at, spec.get("attributes", {}), allow_empty=True)
-    columns: dict[str, str] = {}
-    for attribute in attributes:
-        other = columns.setdefault(attribute.column, attribute.name)
-        if other != attribute.name:
-            raise MappingError(f"{at}.{attribute.name}: column {attribute.column!r} is already used by {other}")
+    _check_columns(at, attributes)
     constants = _constants(rules, key_names, templates)
     by_path = {a.path: a for a in attributes if a.path}
     for key in key_names:
@@ -205,12 +202,8 @@ def _parse_attributes(where: str, declared: Any, allow_empty: bool = False) -> t
     if not isinstance(declared, Mapping) or (not declared and not allow_empty):
         raise MappingError(f"{where}: `attributes` must declare at least the key attributes")
     attributes = tuple(_parse_attribute(where, name, spec) for name, spec in declared.items())
-    seen: dict[str, str] = {}
     paths = {a.path: a.name for a in attributes if a.path}
     for attribute in attributes:
-        other = seen.setdefault(attribute.column, attribute.name)
-        if other != attribute.name:
-            raise MappingError(f"{where}.{attribute.name}: column {attribute.column!r} is already used by {other}")
         for depth in range(1, len(attribute.path)):
             if attribute.path[:depth] in paths:
                 raise MappingError(
@@ -220,6 +213,15 @@ def _parse_attributes(where: str, declared: Any, allow_empty: bool = False) -> t
     if len(paths) != len([a for a in attributes if a.path]):
         raise MappingError(f"{where}: a path is mapped twice")
     return attributes
+
+
+def _check_columns(where: str, attributes: tuple[Attribute, ...]) -> None:
+    """Each column once, whether an attribute's, a path's or a key template placeholder's."""
+    seen: dict[str, str] = {}
+    for attribute in attributes:
+        other = seen.setdefault(attribute.column, attribute.name)
+        if other != attribute.name:
+            raise MappingError(f"{where}.{attribute.name}: column {attribute.column!r} is already used by {other}")
 
 
 def _parse_attribute(where: str, name: str, spec: Any) -> Attribute:

@@ -18,11 +18,7 @@ from ddbsync.local.stream_runner import BatchReport, StreamRunner
 from ddbsync.local.workload import Write, mixed_writes, seed_walk_through
 from ddbsync.streams.records import lambda_json
 
-
-def employees_table(database_url: str) -> list[tuple]:
-    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT id, name, department, _ddb_extras FROM employees ORDER BY id")
-        return cursor.fetchall()
+EMPLOYEES = "SELECT id, name, department, _ddb_extras FROM employees ORDER BY id"
 
 
 def print_rows(out: TextIO, database_url: str, query: str, limit: int = 5) -> None:
@@ -79,7 +75,7 @@ def _run(changes: int, rate: float, out: TextIO) -> int:
             request(dynamodb)
             drain(runners)
             print(f"  {step}. aws dynamodb {title}", file=out)
-            print_rows(out, stack.database_url, "SELECT id, name, department, _ddb_extras FROM employees ORDER BY id")
+            print_rows(out, stack.database_url, EMPLOYEES)
         print(
             f"\n{changes} generated changes to Employees and to the single-table Shop (customers and orders), "
             f"at up to {rate:.0f}/s while the stream runners replicate them ...",
@@ -148,7 +144,7 @@ def write_while_replicating(stack: LocalStack, runners: list[StreamRunner], plan
 def _summary(stack: LocalStack, out: TextIO, applied: int, lags: list[float], seconds: float) -> None:
     url = stack.database_url
     print("\nemployees in PostgreSQL:", file=out)
-    print_rows(out, url, "SELECT id, name, department, _ddb_extras FROM employees ORDER BY id")
+    print_rows(out, url, EMPLOYEES)
     print("\nshop_customers (from Shop items with SK = PROFILE):", file=out)
     print_rows(out, url, "SELECT customer_id, name, email, city, zip, created_at FROM shop_customers ORDER BY 1")
     print("\nshop_orders (from Shop items with SK = ORDER#...):", file=out)
