@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -160,7 +161,10 @@ def _integer(sql: str) -> Converter:
 
 
 def _double(tag: str, raw: Any) -> float:
-    return float(parse_number(raw))
+    value = float(parse_number(raw))
+    if math.isinf(value):
+        raise ConversionError(f"{raw} is out of range for double precision")
+    return value
 
 
 def _timestamp(tag: str, raw: Any) -> str:

@@ -85,10 +85,10 @@ def stored_rows_query(table: TableMapping) -> str:
 def stage_table(table: TableMapping) -> str:
     """The session temp table a large batch of `table` is copied into (COPY transport).
 
-    The table's name, cut to fit, and a digest of the whole name: two long names never share a stage.
+    Named by a digest of the table's name: ASCII and short, so PostgreSQL's 63-byte cut never makes two
+    tables (long or non-ASCII names) share one stage.
     """
-    digest = hashlib.sha256(table.sql_table.encode()).hexdigest()[:10]
-    return quote_ident(f"ddbsync_stage_{table.sql_table[:36]}_{digest}")
+    return quote_ident(f"ddbsync_stage_{hashlib.sha256(table.sql_table.encode()).hexdigest()[:32]}")
 
 
 @lru_cache(maxsize=64)

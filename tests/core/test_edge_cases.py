@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -14,7 +15,7 @@ from ddbsync.streams.redrive import redrive
 from schema.model import MappingError, Mappings, parse_mapping
 from tests.core.test_batch_contract import rejects
 from tests.core.test_entities import entity_mapping, moving_mapping, rows
-from tests.streams import ModelTable, stream_arn
+from tests.streams import ModelTable, raw_record, stream_arn
 
 
 def plain(table: str, sql_table: str, key: dict, **attributes) -> dict:
@@ -378,3 +379,39 @@ def test_an_item_deleted_after_a_rejected_move_leaves_no_row(database, sql):
     replicator.process([things.delete({"id": "T#1"})])
     replicator.close()
     assert rows(sql, "SELECT id FROM open_things") == [], "T#1 is deleted in DynamoDB"
+
+
+# --- the COPY transport agrees with the JSON one ---------------------------------------------------
+
+
+def test_copy_stages_of_two_non_ascii_table_names_stay_apart(database, sql):
+    """The stage name was cut at 36 *characters* before a digest; PostgreSQL cuts identifiers at 63
+    *bytes*. For multi-byte names (63 bytes allowed) the digest was cut off, two tables sharing their
+    first 24 two-byte characters shared one stage, and each table's rows were written into the other."""
+    common = "é" * 30  # 60 bytes: each name below is 62 bytes, a valid PostgreSQL name
+    a, _ = entity_mapping(database, plain("A", common + "_a", {"id": "S"}, note="S"))
+    b, _ = entity_mapping(database, plain("B", common + "_b", {"id": "S"}, note="S"))
+    replicator = Replicator(Mappings((a, b)), lambda: connect(database), copy_threshold=1)
+    ta, tb = ModelTable("A", ("id",)), ModelTable("B", ("id",))
+    batch = [ta.put({"id": f"a{i}", "note": "A"}) for i in range(3)]
+    batch += [tb.put({"id": f"b{i}", "note": "B"}) for i in range(3)]
+    result = replicator.process(batch, time.monotonic() + 30)
+    replicator.close()
+    assert result.retry_from is None, result
+    assert rows(sql, f'SELECT DISTINCT note FROM "{common}_a"') == [("A",)]
+    assert rows(sql, f'SELECT DISTINCT note FROM "{common}_b"') == [("B",)]
+
+
+def test_a_number_beyond_double_precision_is_rejected_over_both_transports(database, sql):
+    """A number beyond double precision (`1E+400`) was rejected over JSON (PostgreSQL's JSON refuses
+    `Infinity`) but stored as Infinity over COPY. Not reachable from a real DynamoDB stream (numbers stop
+    at 1E+126), only from hand-made records; the two transports must agree."""
+    source, _ = entity_mapping(
+        database, plain("D", "doubles", {"id": "S"}, amount={"type": "N", "sql": "double precision"})
+    )
+    replicator = Replicator(Mappings((source,)), lambda: connect(database), copy_threshold=1)
+    batch = [raw_record("D", "INSERT", {"id": {"S": "x"}}, {"id": {"S": "x"}, "amount": {"N": "1E+400"}})]
+    result = replicator.process(batch)
+    replicator.close()
+    assert result.retry_from is None
+    assert rows(sql, "SELECT amount::text FROM doubles") == [] and result.rejected == 1, result
