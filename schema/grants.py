@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic.operations import ops
 from sqlalchemy.dialects import postgresql
 
-from schema.metadata import REJECTS_TABLE
+from schema.metadata import EXPORT_FILES_TABLE, EXPORTS_TABLE, REJECTS_TABLE
 
 REPLICATOR_ROLE = "ddbsync_replicator"
 # Owns ddbsync's tables and runs the migrations on deploy, logging in with IAM: the RDS master user's
@@ -26,7 +26,13 @@ DML = "SELECT, INSERT, UPDATE, DELETE"
 # version a reject is about: to add no second reject of one delivery (ON CONFLICT reads the unique
 # key) and to keep the tombstone of an item whose reject waits. Never a record or a reason.
 REJECT_IDENTITY = "dynamodb_table, sql_table, item_key, version, replayed_at"
-PRIVILEGES = {REJECTS_TABLE: f"INSERT, SELECT ({REJECT_IDENTITY})"}
+# The backfill (which logs in as the replicator on AWS) records exports and their loaded files, and
+# finishes an export; it never removes ledger rows.
+PRIVILEGES = {
+    REJECTS_TABLE: f"INSERT, SELECT ({REJECT_IDENTITY})",
+    EXPORTS_TABLE: "SELECT, INSERT, UPDATE",
+    EXPORT_FILES_TABLE: "SELECT, INSERT",
+}
 
 _quote = postgresql.dialect().identifier_preparer.quote
 

@@ -25,6 +25,8 @@ EXTRAS_COLUMN = "_ddb_extras"
 SYNCED_AT_COLUMN = "_ddb_synced_at"
 TOMBSTONES_TABLE = "ddbsync_tombstones"
 REJECTS_TABLE = "ddbsync_rejects"
+EXPORTS_TABLE = "ddbsync_exports"
+EXPORT_FILES_TABLE = "ddbsync_export_files"
 
 
 def build_metadata(mappings: Mappings) -> MetaData:
@@ -34,6 +36,7 @@ def build_metadata(mappings: Mappings) -> MetaData:
         mapped_table(metadata, mapping)
     _tombstones(metadata)
     _rejects(metadata)
+    _exports(metadata)
     return metadata
 
 
@@ -48,7 +51,7 @@ def mapped_table(metadata: MetaData, mapping: TableMapping) -> Table:
     if mapping.keeps_extras:
         columns.append(Column(EXTRAS_COLUMN, pg.JSONB(), nullable=True))
     columns += [
-        # (ApproximateCreationDateTime second, SequenceNumber) as one exact number; see ddbsync.core.version.
+        # (time in microseconds, tie-breaker) as one exact number; see ddbsync.core.version.
         Column(VERSION_COLUMN, pg.NUMERIC(), nullable=False),
         Column(SYNCED_AT_COLUMN, pg.TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
     ]
@@ -93,6 +96,40 @@ def _rejects(metadata: MetaData) -> Table:
     )
 
 
+def _exports(metadata: MetaData) -> None:
+    """The backfill's ledger: exports being loaded, and each data file once it is in (same transaction).
+
+    Re-running a backfill skips the files listed here, so it resumes after a crash and changes
+    nothing when it is done; the export's row is finished once its rows it lacks are deleted.
+    """
+    Table(
+        EXPORTS_TABLE,
+        metadata,
+        Column("export_arn", pg.TEXT(), primary_key=True),
+        Column("dynamodb_table", pg.TEXT(), nullable=False),
+        Column("export_type", pg.TEXT(), nullable=False),
+        Column("export_time", pg.TIMESTAMP(timezone=True), nullable=False),
+        Column("data_files", pg.INTEGER(), nullable=False),
+        Column("item_count", pg.BIGINT(), nullable=False),
+        Column("started_at", pg.TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+        Column("finished_at", pg.TIMESTAMP(timezone=True), nullable=True),
+        Column("deleted", pg.BIGINT(), nullable=True),  # rows the full export did not hold, deleted at the end
+    )
+    Table(
+        EXPORT_FILES_TABLE,
+        metadata,
+        Column("export_arn", pg.TEXT(), nullable=False),
+        Column("data_file", pg.TEXT(), nullable=False),
+        Column("items", pg.BIGINT(), nullable=False),
+        Column("upserted", pg.BIGINT(), nullable=False),
+        Column("deleted", pg.BIGINT(), nullable=False),
+        Column("rejected", pg.BIGINT(), nullable=False),
+        Column("loaded_at", pg.TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+        PrimaryKeyConstraint("export_arn", "data_file"),
+    )
+
+
 def owned_tables(mappings: Mappings) -> set[str]:
     """Names of every table ddbsync creates; autogenerate leaves all others alone."""
-    return {m.sql_table for m in mappings.entities} | {TOMBSTONES_TABLE, REJECTS_TABLE}
+    bookkeeping = {TOMBSTONES_TABLE, REJECTS_TABLE, EXPORTS_TABLE, EXPORT_FILES_TABLE}
+    return {m.sql_table for m in mappings.entities} | bookkeeping

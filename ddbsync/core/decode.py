@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterable
 
-from ddbsync.core.version import VersionError, stream_version
+from ddbsync.core.version import VersionError, record_version
 from schema.model import Attribute, Mappings, SourceTable, TableMapping
 from schema.types import ConversionError, storable, to_json, to_plain, typed_value
 
@@ -121,7 +121,7 @@ def decode_record(record: dict[str, Any], position: int, mappings: Mappings) -> 
         dynamodb = record["dynamodb"]
         if dynamodb.get("StreamViewType") in UNUSABLE_VIEW_TYPES:
             check_view_type(dynamodb["StreamViewType"], f"table {table_name}")
-        version = stream_version(dynamodb)
+        version = record_version(record)
         event = record.get("eventName")
         if event == "REMOVE":
             return _removal(source, dynamodb, version, position)

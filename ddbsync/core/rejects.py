@@ -21,7 +21,7 @@ from psycopg2.extras import execute_values
 from ddbsync.core.apply import quote_ident
 from ddbsync.core.decode import decode_record, sequence_number
 from ddbsync.core.errors import ErrorKind, describe, error_kind
-from ddbsync.core.version import stream_version
+from ddbsync.core.version import VERSION_FIELD, record_version
 from schema.metadata import REJECTS_TABLE
 from schema.model import Mappings
 
@@ -55,7 +55,7 @@ def identified(reject: RejectedRecord, mappings: Mappings) -> RejectedRecord:
     if not isinstance(dynamodb, dict):
         return reject
     try:
-        version: int | None = stream_version(dynamodb)
+        version: int | None = record_version(reject.record)
     except ValueError:
         version = None
     keys = dynamodb.get("Keys")
@@ -71,6 +71,8 @@ def identified(reject: RejectedRecord, mappings: Mappings) -> RejectedRecord:
             "ApproximateCreationDateTime": dynamodb.get("ApproximateCreationDateTime"),
         },
     }
+    if VERSION_FIELD in reject.record:
+        removal[VERSION_FIELD] = reject.record[VERSION_FIELD]
     image = dynamodb.get("NewImage") or dynamodb.get("OldImage")
     if isinstance(image, dict):
         removal["dynamodb"]["OldImage"] = image

@@ -1,9 +1,14 @@
 """Which change wins: every write carries one exact, totally ordered version number.
 
-A stream record's version is (ApproximateCreationDateTime in whole seconds, SequenceNumber), packed
-into one integer so PostgreSQL compares it as a plain `numeric`. Sequence numbers have at most 40
-digits, so the second sits above them. A record without a creation time (AWS's sample events have
-none) counts as second 0: its sequence number alone orders it.
+One encoding for every flow: the time of the change in microseconds since the epoch, then the
+source's own tie-breaker below it, packed into one integer that PostgreSQL compares as a plain
+`numeric`. The tie-breaker is wide enough for a Kinesis sequence number (DynamoDB Streams' have at
+most 40 digits):
+- a stream record: (ApproximateCreationDateTime, whole seconds on DynamoDB Streams, SequenceNumber);
+  a record without a creation time (AWS's sample events have none) counts as time 0, so its sequence
+  number alone orders it;
+- a row of a full export: just below the export's second (`snapshot_version`);
+- a line of an incremental export: its `Metadata.WriteTime`, in microseconds (`write_time_version`).
 """
 
 from __future__ import annotations
@@ -11,7 +16,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-SEQUENCE_SPAN = 10**40
+TIE_SPAN = 10**129  # room for the tie-breaker: a Kinesis sequence number has up to 129 digits
+MICROSECONDS = 10**6
+SECOND = MICROSECONDS * TIE_SPAN  # one second on the version scale
+VERSION_FIELD = "ddbsyncVersion"  # a record ddbsync built itself (an export line) carries its version here
 
 
 class VersionError(ValueError):
@@ -36,7 +44,17 @@ def stream_version(dynamodb: dict[str, Any]) -> int:
         raise VersionError(f"SequenceNumber {sequence!r} is not a number of up to 40 digits")
     created = dynamodb.get("ApproximateCreationDateTime")
     second = int(created) if type(created) in (float, int) else epoch_second(created)  # Lambda's usual number
-    return second * SEQUENCE_SPAN + int(sequence)
+    return second * SECOND + int(sequence)
+
+
+def record_version(record: dict[str, Any]) -> int:
+    """Version of a record: the one ddbsync gave a record it built, else the stream record's own."""
+    given = record.get(VERSION_FIELD)
+    if given is None:
+        return stream_version(record["dynamodb"])
+    if type(given) is not str or not given.lstrip("-").isdigit():
+        raise VersionError(f"{VERSION_FIELD} {given!r} is not a whole number")
+    return int(given)
 
 
 def snapshot_version(export_time: datetime | float) -> int:
@@ -45,4 +63,11 @@ def snapshot_version(export_time: datetime | float) -> int:
     A stream record from the export's second or later wins over the snapshot (re-applying one the
     snapshot already holds is harmless); an older one loses.
     """
-    return epoch_second(export_time) * SEQUENCE_SPAN - 1
+    return epoch_second(export_time) * SECOND - 1
+
+
+def write_time_version(write_time_us: int) -> int:
+    """Version of an incremental export's line, from its `Metadata.WriteTime` (microseconds)."""
+    if type(write_time_us) is not int or write_time_us < 0:
+        raise VersionError(f"WriteTime {write_time_us!r} is not a time in microseconds")
+    return write_time_us * TIE_SPAN

@@ -15,6 +15,7 @@ import psycopg2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ddbsync.core.version import stream_version
 from ddbsync.core import Replicator
 from ddbsync.core.apply import Applier
 from ddbsync.core.connection import connect
@@ -83,8 +84,7 @@ def test_an_older_upsert_racing_a_delete_does_not_bring_the_row_back(database, m
 
 
 def remove_version(record) -> int:
-    dynamodb = record["dynamodb"]
-    return int(dynamodb["ApproximateCreationDateTime"]) * 10**40 + int(dynamodb["SequenceNumber"])
+    return stream_version(record["dynamodb"])
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -15,6 +15,7 @@ import psycopg2
 
 from ddbsync.core import Replicator
 from ddbsync.core.connection import connect
+from ddbsync.core.version import stream_version
 from schema.model import load_mappings
 from tests.conftest import ROOT
 from tests.streams import ModelTable
@@ -162,3 +163,44 @@ def test_a_table_a_new_mapping_adds_is_the_replicators_after_its_generated_migra
     with psycopg2.connect(empty_database) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT order_id, _ddb_extras FROM orders")
         assert cursor.fetchall() == [("o-1", {"note": "kept"})]
+
+
+def test_upgrading_moves_stored_versions_to_microseconds_keeping_which_change_wins(empty_database):
+    # Given a database at the revision before, with rows, a tombstone and a reject versioned the old
+    # way (second x 10^40 + sequence number), one row loaded from a snapshot just below second 2000
+    assert alembic(ROOT, empty_database, "upgrade", "4de93d30718f").returncode == 0
+    old = {1: 1000 * 10**40 + 500, 2: 2000 * 10**40 - 1}
+    with psycopg2.connect(empty_database) as connection, connection.cursor() as cursor:
+        for item, version in old.items():
+            cursor.execute(
+                "INSERT INTO employees (id, name, _ddb_version) VALUES (%s, 'before', %s)", (item, version)
+            )
+        cursor.execute(
+            "INSERT INTO ddbsync_tombstones (table_name, item_key, version) VALUES ('employees', 'k', %s)",
+            (1500 * 10**40 + 7,),
+        )
+    connection.close()
+    # When it is upgraded
+    upgraded = alembic(ROOT, empty_database, "upgrade", "head")
+    assert upgraded.returncode == 0, upgraded.stderr
+    # Then stored versions read as the stream records they came from ...
+    with psycopg2.connect(empty_database) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT version FROM ddbsync_tombstones")
+        assert cursor.fetchone()[0] == stream_version({"ApproximateCreationDateTime": 1500, "SequenceNumber": "7"})
+    connection.close()
+    # ... and a stream record decides against them as it did before: of second 1000, an older
+    # sequence number loses and a newer one wins; any record of second 2000 beats the snapshot row
+    table = ModelTable("Employees", ("Id",))
+    replicator = Replicator(load_mappings(), lambda: connect(empty_database))
+    records = []
+    for item, second, sequence, name in [(1, 1000, 400, "older"), (1, 1000, 600, "newer"), (2, 2000, 1, "stream")]:
+        record = table.put({"Id": item, "empName": name})
+        record["dynamodb"].update(ApproximateCreationDateTime=second, SequenceNumber=str(sequence))
+        records.append(record)
+    outcome = [replicator.process([record]).counts.upserted for record in records]
+    replicator.close()
+    assert outcome == [0, 1, 1]
+    with psycopg2.connect(empty_database) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT id, name FROM employees ORDER BY id")
+        assert cursor.fetchall() == [(1, "newer"), (2, "stream")]
+    connection.close()

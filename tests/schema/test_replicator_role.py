@@ -62,7 +62,12 @@ def replicator_rights(url: str) -> dict[str, set[str]]:
 
 def test_replicator_holds_dml_on_mapped_tables_and_tombstones_and_only_insert_on_rejects(database, mappings):
     dml = {"SELECT", "INSERT", "UPDATE", "DELETE"}
-    bookkeeping = {"ddbsync_tombstones": dml, "ddbsync_rejects": {"INSERT"}}
+    bookkeeping = {
+        "ddbsync_tombstones": dml,
+        "ddbsync_rejects": {"INSERT"},
+        "ddbsync_exports": {"SELECT", "INSERT", "UPDATE"},
+        "ddbsync_export_files": {"SELECT", "INSERT"},
+    }
     expected = {m.sql_table: dml for m in mappings.entities} | bookkeeping
     assert replicator_rights(database) == expected
     with psycopg2.connect(database) as connection, connection.cursor() as cursor:
@@ -78,6 +83,7 @@ def test_replicator_holds_dml_on_mapped_tables_and_tombstones_and_only_insert_on
     [
         "UPDATE ddbsync_rejects SET replayed_at = now()",
         "DELETE FROM ddbsync_rejects",
+        "DELETE FROM ddbsync_export_files",
         "SELECT record FROM ddbsync_rejects",
         "SELECT * FROM alembic_version",
         "UPDATE alembic_version SET version_num = 'x'",
@@ -107,7 +113,8 @@ def test_the_schema_owner_owns_ddbsyncs_tables_and_nothing_more(database, mappin
         )
         assert cursor.fetchone() == (False, False, False), "no superuser rights, no roles, no databases"
         cursor.execute("CREATE TABLE reporting_cache (id int PRIMARY KEY)")
-    tables = {m.sql_table for m in mappings.entities} | {"ddbsync_tombstones", "ddbsync_rejects", "alembic_version"}
+    bookkeeping = {"ddbsync_tombstones", "ddbsync_rejects", "ddbsync_exports", "ddbsync_export_files", "alembic_version"}
+    tables = {m.sql_table for m in mappings.entities} | bookkeeping
     assert owners == {table: "ddbsync_schema_owner" for table in tables}
     connection = psycopg2.connect(database.replace("postgres@", "ddbsync_schema_owner@", 1))
     with pytest.raises(psycopg2.errors.InsufficientPrivilege):
