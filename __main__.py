@@ -12,9 +12,11 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.alarms import Alarms, AlarmsArgs
+from infra.backfill import Backfill, BackfillArgs
 from infra.database import Database, DatabaseArgs
 from infra.encryption import Encryption, EncryptionArgs
 from infra.endpoint_policy import EndpointPolicy, EndpointPolicyArgs
+from infra.exports import Exports, ExportsArgs
 from infra.flow_logs import FlowLogs, FlowLogsArgs
 from infra.function import VpcFunctionArgs
 from infra.migrations import Migrations, MigrationsArgs, migrations_fingerprint
@@ -64,6 +66,7 @@ network = Network(
         availability_zones=zones,
         existing_vpc_id=settings.existing_vpc_id,
         existing_subnet_ids=settings.existing_subnet_ids,
+        existing_route_table_ids=settings.existing_route_table_ids,
         # SQS and DynamoDB Streams serve only the re-drive: without it, no endpoint for them.
         endpoint_services=("secretsmanager",)
         + (("sqs", STREAMS_SERVICE) if settings.redrive_schedule != "off" else ()),
@@ -181,6 +184,33 @@ if settings.redrive_schedule != "off":
             depends_on=[migrations.invocation],
         ),
     )
+exports = Exports(f"{prefix}-exports", ExportsArgs(kms_key_arn=encryption.key_arn, protect=settings.protect_resources))
+backfill = Backfill(
+    f"{prefix}-backfill",
+    BackfillArgs(
+        function=function,
+        bucket_arn=exports.bucket_arn,
+        database_host=database.replicator_host,
+        database_name=settings.database_name,
+        db_connect_arn=database.replicator_connect_arn,
+        concurrency=settings.backfill_concurrency,
+        memory_mb=settings.backfill_memory_mb,
+        max_receive_count=settings.backfill_max_receive_count,
+        alarm_topic_arn=settings.alarm_topic_arn,
+        depends_on=[migrations.invocation],
+    ),
+)
+if network.s3_endpoint is not None:
+    # Through the S3 gateway endpoint, only the backfill, and only reading this stack's exports.
+    EndpointPolicy(
+        f"{prefix}-s3-endpoint",
+        EndpointPolicyArgs(
+            endpoint_id=network.s3_endpoint.id,
+            principal_arns=[backfill.function.role.arn],
+            actions=["s3:GetObject"],
+            resources=[exports.objects_arn],
+        ),
+    )
 alarms = Alarms(
     prefix,
     AlarmsArgs(
@@ -216,3 +246,5 @@ pulumi.export("on_failure_queue_url", replication.queue.url)
 if redrive is not None:
     pulumi.export("redrive_function", redrive.function.function.name)
 pulumi.export("master_secret_arn", database.master_secret_arn)
+pulumi.export("exportBucket", exports.bucket_name)
+pulumi.export("backfillQueueUrl", backfill.queue.url)

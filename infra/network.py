@@ -1,9 +1,14 @@
 """The private network: subnets in two or more zones, security groups, and the endpoints the functions use.
 
 No NAT and no internet gateway: the functions reach each AWS service they call through an interface
-endpoint (Secrets Manager for the migration runner; SQS and DynamoDB Streams for the re-drive), and
+endpoint (Secrets Manager for the migration runner; SQS and DynamoDB Streams for the re-drive) or,
+for S3 (the backfill reading exports), a gateway endpoint on the private subnets' route table, and
 only the functions may reach the database port. DynamoDB Streams' endpoint has no private DNS name:
 its callers are given the endpoint's own DNS name (`endpoint_url`).
+
+In an existing VPC the S3 gateway endpoint goes only on route tables named for it: AWS refuses a
+second S3 gateway endpoint on a route table, and one of ours (with its policy naming only the
+export bucket) would capture every other workload's S3 traffic from subnets sharing that table.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ class NetworkArgs:
     availability_zones: tuple[str, ...] = ()  # two or more; Aurora needs subnets in two zones
     existing_vpc_id: str | None = None
     existing_subnet_ids: tuple[str, ...] = ()
+    # Route tables of the existing subnets to put the S3 gateway endpoint on; none: S3 is routed already.
+    existing_route_table_ids: tuple[str, ...] = ()
     # Interface endpoints the functions need.
     endpoint_services: tuple[str, ...] = field(default=("secretsmanager", "sqs", STREAMS_SERVICE))
 
@@ -48,6 +55,7 @@ class Network(pulumi.ComponentResource):
         if args.existing_vpc_id:
             self.vpc_id: pulumi.Input[str] = args.existing_vpc_id
             self.subnet_ids: list[pulumi.Input[str]] = list(args.existing_subnet_ids)
+            self.route_table_ids: list[pulumi.Input[str]] = list(args.existing_route_table_ids)
         else:
             zones = args.availability_zones
             if len(zones) < 2:
@@ -75,9 +83,22 @@ class Network(pulumi.ComponentResource):
             ]
             self.vpc_id = self.vpc.id
             self.subnet_ids = [s.id for s in self.subnets]
+            # One private route table for every zone (there is no NAT per zone to tell them apart): the
+            # VPC's local route and, below, S3's gateway endpoint.
+            self.route_table = aws.ec2.RouteTable(
+                f"{name}-private", vpc_id=self.vpc.id, tags={"Name": f"{name}-private"}, opts=child
+            )
+            self.route_table_associations = [
+                aws.ec2.RouteTableAssociation(
+                    f"{name}-private-{zone}", subnet_id=subnet.id, route_table_id=self.route_table.id, opts=child
+                )
+                for zone, subnet in zip(zones, self.subnets)
+            ]
+            self.route_table_ids = [self.route_table.id]
 
         # Rules are standalone resources only: inline rules and rule resources on one group overwrite
-        # each other on refresh. The functions reach the database and the endpoints' groups, not the VPC.
+        # each other on refresh. The functions reach the database and the endpoints' groups and S3's
+        # prefix list (below), not the VPC.
         self.function_sg = aws.ec2.SecurityGroup(
             f"{name}-functions", vpc_id=self.vpc_id, description="ddbsync Lambda functions", opts=child
         )
@@ -127,6 +148,30 @@ class Network(pulumi.ComponentResource):
                 child,
             ),
         ]
+        # S3 is reached through a gateway endpoint, i.e. by route, at S3's addresses: its prefix list.
+        s3_prefix_list = aws.ec2.get_prefix_list_output(name=pulumi.Output.concat("com.amazonaws.", args.region, ".s3"))
+        self.rules.append(
+            egress(
+                f"{name}-functions-to-s3",
+                security_group_id=functions,
+                prefix_list_id=s3_prefix_list.id,
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                description="S3 (the export bucket) through the gateway endpoint",
+                opts=child,
+            )
+        )
+        self.s3_endpoint: aws.ec2.VpcEndpoint | None = None
+        if self.route_table_ids:
+            self.s3_endpoint = aws.ec2.VpcEndpoint(
+                f"{name}-s3",
+                vpc_id=self.vpc_id,
+                vpc_endpoint_type="Gateway",
+                service_name=pulumi.Output.concat("com.amazonaws.", args.region, ".s3"),
+                route_table_ids=self.route_table_ids,
+                opts=child,
+            )
         self.endpoints = {
             service: aws.ec2.VpcEndpoint(
                 f"{name}-{service}",

@@ -1,4 +1,4 @@
-"""The Lambda archive: handlers/, schema/, ddbsync/core/, ddbsync/streams/ and their runtime dependencies.
+"""The Lambda archive: handlers/, schema/, the ddbsync packages they import, and their runtime dependencies.
 
 Dependencies come from pyproject.toml (boto3 is left out: the Lambda runtime has it) as manylinux
 wheels for the function's architecture and Python version, installed once per requirement set into
@@ -19,7 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("handlers", "schema", "ddbsync/__init__.py", "ddbsync/core", "ddbsync/streams", "alembic.ini")
+# ddbsync/exports: the export reader behind handlers.backfill.
+SOURCES = (
+    "handlers",
+    "schema",
+    "ddbsync/__init__.py",
+    "ddbsync/core",
+    "ddbsync/streams",
+    "ddbsync/exports",
+    "alembic.ini",
+)
 PROVIDED_BY_RUNTIME = {"boto3", "botocore"}
 PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)

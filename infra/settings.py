@@ -31,6 +31,8 @@ class StackSettings:
     availability_zones: tuple[str, ...] = ()
     existing_vpc_id: str | None = None
     existing_subnet_ids: tuple[str, ...] = ()
+    # Route tables of existingSubnetIds that get the S3 gateway endpoint; none: the VPC must already route S3.
+    existing_route_table_ids: tuple[str, ...] = ()
     min_capacity: float = 0.5
     max_capacity: float = 4.0
     engine_version: str = "16.4"
@@ -59,6 +61,11 @@ class StackSettings:
     # Replicator invocations at once, each with one database connection: shards x parallelization
     # beyond it wait (the event source mapping retries throttled batches), Aurora's connections do not run out.
     replicator_concurrency: int = 10  # `off`: re-drive only by hand (`ddbsync redrive`)
+    # Backfill loads at once (the SQS event source mapping's maximum concurrency), each with one database
+    # connection beside the replicator's: size replicatorConcurrency + backfillConcurrency to the database.
+    backfill_concurrency: int = 4
+    backfill_memory_mb: int = 1024
+    backfill_max_receive_count: int = 5  # tries of one data file before it goes to the dead-letter queue
     log_retention_days: int = 30
     iterator_age_alarm_ms: int = 60_000
     alarm_topic_arn: str | None = None
@@ -176,6 +183,7 @@ OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "availabilityZones": ("availability_zones", _names("availabilityZones")),
     "existingVpcId": ("existing_vpc_id", str),
     "existingSubnetIds": ("existing_subnet_ids", _names("existingSubnetIds")),
+    "existingRouteTableIds": ("existing_route_table_ids", _names("existingRouteTableIds")),
     "minCapacity": ("min_capacity", _ranged("minCapacity", 0, 256, float)),
     "maxCapacity": ("max_capacity", _ranged("maxCapacity", 1, 256, float)),
     "engineVersion": ("engine_version", str),
@@ -205,6 +213,11 @@ OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "redriveSchedule": ("redrive_schedule", _schedule("redriveSchedule")),
     "replicatorConcurrency": ("replicator_concurrency", _ranged("replicatorConcurrency", 1, 1000)),
     "parallelizationFactor": ("parallelization_factor", _ranged("parallelizationFactor", 1, 10)),
+    # An SQS event source mapping's maximum concurrency: AWS allows 2 to 1000.
+    "backfillConcurrency": ("backfill_concurrency", _ranged("backfillConcurrency", 2, 1000)),
+    "backfillMemoryMb": ("backfill_memory_mb", _ranged("backfillMemoryMb", 128, 10240)),
+    # SQS allows a maxReceiveCount of 1 to 1000.
+    "backfillMaxReceiveCount": ("backfill_max_receive_count", _ranged("backfillMaxReceiveCount", 1, 1000)),
     "logRetentionDays": ("log_retention_days", _one_of("logRetentionDays", LOG_RETENTION_DAYS, int)),
     "iteratorAgeAlarmMs": ("iterator_age_alarm_ms", _ranged("iteratorAgeAlarmMs", 1000, 86_400_000)),
     "alarmTopicArn": ("alarm_topic_arn", str),
@@ -239,6 +252,10 @@ def parse_settings(raw: Mapping[str, Any]) -> StackSettings:
         )
     if bool(settings.existing_vpc_id) != bool(settings.existing_subnet_ids):
         raise SettingsError("ddbsync:existingVpcId and ddbsync:existingSubnetIds go together: set both or neither")
+    if settings.existing_route_table_ids and not settings.existing_vpc_id:
+        raise SettingsError(
+            "ddbsync:existingRouteTableIds names route tables of ddbsync:existingVpcId: set it only with that VPC"
+        )
     if bool(settings.existing_cluster_endpoint) != bool(settings.existing_secret_arn):
         raise SettingsError(
             "ddbsync:existingClusterEndpoint and ddbsync:existingSecretArn go together: set both or neither"

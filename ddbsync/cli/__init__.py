@@ -1,4 +1,4 @@
-"""The `ddbsync` command: the local stack, the demo, the rejects and the re-drive.
+"""The `ddbsync` command: the local stack, the demo, backfills, the rejects and the re-drive.
 
 One module per verb group; this one parses the arguments and prints a problem the user can fix as
 one line (exit status 2), never a traceback.
@@ -37,6 +37,23 @@ def parser() -> argparse.ArgumentParser:
     )
     redrive.add_argument("--queue", help="on-failure queue URL or name (default: the running local stack's)")
     redrive.add_argument("--batch-size", type=_positive, default=100, help="records per apply (default 100)")
+    backfill = commands.add_parser(
+        "backfill", help="load a DynamoDB export (full or incremental) into PostgreSQL ($DATABASE_URL)"
+    )
+    backfill.add_argument("--table", required=True, help="the DynamoDB table, as the mappings name it")
+    source = backfill.add_mutually_exclusive_group(required=True)
+    source.add_argument("--export", metavar="S3_URL", help="a finished export: s3://BUCKET/PREFIX/AWSDynamoDB/ID/")
+    source.add_argument("--export-arn", metavar="ARN", help="a finished export, found with DescribeExport")
+    source.add_argument("--start", action="store_true", help="request a full export now, wait for it, load it")
+    backfill.add_argument("--bucket", help="with --start: the bucket (default $DDBSYNC_EXPORT_BUCKET)")
+    backfill.add_argument("--prefix", help="with --start: the key prefix in the bucket")
+    backfill.add_argument(
+        "--force", action="store_true", help="load an export older than the tombstone retention all the same"
+    )
+    backfill.add_argument(
+        "--on-aws", action="store_true", help="hand the data files to the stack's backfill function instead"
+    )
+    backfill.add_argument("--queue", help="with --on-aws: the queue (default $DDBSYNC_BACKFILL_QUEUE)")
     local = commands.add_parser("local", help="the local stack: moto server + PostgreSQL + stream runners")
     actions = local.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = actions.add_parser("up", help="start the stack and replicate until stopped (Ctrl-C or `local down`)")
@@ -56,6 +73,10 @@ def _run(args: argparse.Namespace) -> int:
         from ddbsync.cli.redrive import redrive_command
 
         return redrive_command(args.queue, args.batch_size)
+    if args.command == "backfill":
+        from ddbsync.cli.backfill import backfill_command
+
+        return backfill_command(args)
     if args.command == "demo":
         from ddbsync.local.demo import run_demo
 

@@ -203,6 +203,12 @@ class Applier:
                 cursor.execute(stage_statement(table))
                 self._staged.add(id(table))
 
+    def clear_stages(self, cursor: Any, tables: Sequence[TableMapping]) -> None:
+        """Empty the stages of `tables` that exist, inside the current transaction."""
+        staged = [stage_table(table) for table in tables if id(table) in self._staged]
+        if staged:
+            cursor.execute(f"TRUNCATE {', '.join(staged)}")
+
     def _statement_name(self, cursor: Any, tables: tuple[TableMapping, ...], staged: bool) -> str:
         key = (staged, tuple(id(t) for t in tables))
         name = self._names.get(key)

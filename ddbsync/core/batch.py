@@ -134,6 +134,29 @@ def _by_table(changes: list[Change]) -> list[tuple[TableMapping, list[Change]]]:
     return sorted(groups.items(), key=lambda group: group[0].sql_table)
 
 
+@dataclass
+class DecodedBatch:
+    """A batch's records decoded: every change (history), the last per item, the rejects, the ignored."""
+
+    history: list[Change]
+    changes: list[Change]
+    rejects: list[RejectedRecord]
+    ignored: int
+
+
+def decode_batch(records: Sequence[dict[str, Any]], mappings: Mappings) -> DecodedBatch:
+    """Decode each record once; keep the last change per item for the apply and the rest for fallbacks."""
+    decoded = [decode_record(record, i, mappings) for i, record in enumerate(records)]
+    history = [change for d in decoded for change in (d if isinstance(d, list) else d.changes)]
+    rejects = [
+        RejectedRecord(records[d.position], d.reason, d.table_name, position=d.position)
+        for d in decoded
+        if isinstance(d, Reject)
+    ]
+    ignored = sum(1 for d in decoded if isinstance(d, Ignored))
+    return DecodedBatch(history, last_change_per_item(history), rejects, ignored)
+
+
 class Replicator:
     """Applies stream batches to one database through the mappings, reusing one connection."""
 
@@ -181,23 +204,17 @@ class Replicator:
         if not records:
             return result
         with _collector_paused():
-            decoded = [decode_record(record, i, self.mappings) for i, record in enumerate(records)]
-        history = [change for d in decoded for change in (d if isinstance(d, list) else d.changes)]
-        changes = last_change_per_item(history)
-        rejects = [
-            RejectedRecord(records[d.position], d.reason, d.table_name, position=d.position)
-            for d in decoded
-            if isinstance(d, Reject)
-        ]
-        result.ignored = sum(1 for d in decoded if isinstance(d, Ignored))
+            batch = decode_batch(records, self.mappings)
+        result.ignored = batch.ignored
+        rejects = batch.rejects
         while True:
             result.attempts += 1
             try:
                 with _collector_paused():
-                    result.counts, late_rejects = self._write(self.connection(), changes, history, rejects, records)
+                    result.counts, late_rejects = self._write(self.connection(), batch, records)
                 break
             except BaseException as error:
-                self._discard()
+                self.discard()
                 if error_kind(error) is not ErrorKind.WAIT:
                     raise
                 self.outage.failed(error)
@@ -232,15 +249,10 @@ class Replicator:
             # The batch is committed: failing it now would only deliver it again. Say why and go on.
             log = logger.warning if error_kind(error) is ErrorKind.WAIT else logger.error
             log("tombstone purge skipped: %s", describe(error))
-            self._discard()
+            self.discard()
 
     def _write(
-        self,
-        connection: psycopg2.extensions.connection,
-        changes: list[Change],
-        history: list[Change],
-        rejects: list[RejectedRecord],
-        records: Sequence[dict[str, Any]],
+        self, connection: psycopg2.extensions.connection, batch: DecodedBatch, records: Sequence[dict[str, Any]]
     ) -> tuple[ApplyCounts, list[RejectedRecord]]:
         """Write the batch atomically, in as few round trips as it allows.
 
@@ -249,12 +261,12 @@ class Replicator:
         Rejects, a value the database refuses, or a batch large enough to go by COPY take an explicit
         transaction.
         """
-        groups = _by_table(changes)
+        groups = _by_table(batch.changes)
         with connection.cursor() as cursor:
             copy = self._applier.uses_copy(groups)
             if copy:
-                self._applier.create_stages(cursor, [table for table, _ in groups])
-            if not rejects and not copy:
+                self.create_stages(cursor, [table for table, _ in groups])
+            if not batch.rejects and not copy:
                 try:
                     return self._apply_groups(cursor, groups), []
                 except psycopg2.Error as error:
@@ -264,8 +276,7 @@ class Replicator:
                     logger.warning("a value did not fit the database, isolating it: %s", describe(error))
             cursor.execute("BEGIN")
             try:
-                counts, late_rejects = self._apply_isolating_bad_rows(cursor, groups, history, records)
-                write_rejects(cursor, rejects + late_rejects, self.mappings)
+                counts, late_rejects = self.apply_in_transaction(cursor, batch, records)
                 cursor.execute("COMMIT")
             except BaseException:
                 if not connection.closed:
@@ -273,6 +284,23 @@ class Replicator:
                         cursor.execute("ROLLBACK")
                 raise
             return counts, late_rejects
+
+    def create_stages(self, cursor: Any, tables: Sequence[TableMapping]) -> None:
+        """The COPY transport's stages for `tables`; outside a transaction (see `Applier.create_stages`)."""
+        self._applier.create_stages(cursor, tables)
+
+    def clear_stages(self, cursor: Any, tables: Sequence[TableMapping]) -> None:
+        """Empty the stages within a transaction, so it can apply another part (a backfill's next chunk)."""
+        self._applier.clear_stages(cursor, tables)
+
+    def apply_in_transaction(
+        self, cursor: Any, batch: DecodedBatch, records: Sequence[dict[str, Any]]
+    ) -> tuple[ApplyCounts, list[RejectedRecord]]:
+        """Apply a decoded batch and store its rejects inside the caller's transaction (and stages)."""
+        groups = _by_table(batch.changes)
+        counts, late_rejects = self._apply_isolating_bad_rows(cursor, groups, batch.history, records)
+        write_rejects(cursor, batch.rejects + late_rejects, self.mappings)
+        return counts, late_rejects
 
     def _apply_groups(self, cursor: Any, groups: list[tuple[TableMapping, list[Change]]]) -> ApplyCounts:
         """One statement for the batch's tables (in name order, so the prepared statements repeat)."""
@@ -316,7 +344,7 @@ class Replicator:
                 break
         return counts, rejects
 
-    def _discard(self) -> None:
+    def discard(self) -> None:
         """Drop a connection that may be broken (its transaction is already rolled back); open anew next time."""
         with suppress(psycopg2.Error):
             self.close()

@@ -8,14 +8,14 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 import psycopg2
 
 from ddbsync.core.compare import Comparison, compare
-from ddbsync.local.stack import LocalStack, drain, handler_metrics_discarded, replicate_until
+from ddbsync.local.stack import EXPORT_BUCKET, LocalStack, drain, handler_metrics_discarded, replicate_until
 from ddbsync.local.stream_runner import BatchReport, StreamRunner
-from ddbsync.local.workload import Write, mixed_writes, seed_walk_through
+from ddbsync.local.workload import DEPARTMENTS, NAMES, Write, mixed_writes, seed_walk_through
 from ddbsync.streams.records import lambda_json
 
 EMPLOYEES = "SELECT id, name, department, _ddb_extras FROM employees ORDER BY id"
@@ -67,9 +67,15 @@ def _run(changes: int, rate: float, out: TextIO) -> int:
     stack.start()
     try:
         print(f"  AWS endpoint  {stack.endpoint}\n  PostgreSQL    {stack.database_url}\n", file=out)
-        deliveries = Deliveries()
-        runners = stack.runners(deliveries)
         dynamodb = stack.client("dynamodb")
+        existing = preload(dynamodb, PRELOADED)
+        print(
+            f"Employees already holds {existing} items before replication starts: the stream runners start at "
+            "LATEST, as an event source mapping added to a table in use does; a backfill brings those items.\n",
+            file=out,
+        )
+        deliveries = Deliveries()
+        runners = stack.runners(deliveries, starting_position="LATEST")
         print("Seed 002 walk-through:", file=out)
         for step, (title, request) in enumerate(seed_walk_through(), 1):
             request(dynamodb)
@@ -83,12 +89,75 @@ def _run(changes: int, rate: float, out: TextIO) -> int:
             flush=True,
         )
         rng = random.Random(2001)
+        backfill = Backfilling(stack)
+        backfill.start()  # requests an export of Employees while the writer writes, and loads it
         write_while_replicating(stack, runners, mixed_writes(changes, rng), rate)
+        backfill.join()
+        drain(runners)
+        print(
+            f"\nBackfill of Employees from a point-in-time export, while the stream ran:\n  {backfill.outcome}",
+            file=out,
+        )
         _summary(stack, out, deliveries.applied, deliveries.lags, time.monotonic() - started)
     finally:
         stack.stop()
         print("Local stack stopped.", file=out)
     return 0
+
+
+PRELOADED = 1000  # Employees items written before replication starts
+
+
+def preload(dynamodb: Any, count: int) -> int:
+    """Items the table holds before replication starts; their ids overlap the workload's, so both touch them."""
+    rng = random.Random(1999)
+    items = [
+        {"Id": {"N": str(i)}, "empName": {"S": rng.choice(NAMES)}, "empDepartment": {"S": rng.choice(DEPARTMENTS)}}
+        for i in range(400, 400 + count)
+    ]
+    for start in range(0, len(items), 25):
+        requests = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
+        dynamodb.batch_write_item(RequestItems={"Employees": requests})
+    return len(items)
+
+
+class Backfilling(threading.Thread):
+    """`ddbsync backfill --table Employees --start` in a thread: export now, wait, load, while the stream runs."""
+
+    def __init__(self, stack: LocalStack, delay: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.stack, self.delay = stack, delay
+        self.outcome = "not run"
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        from ddbsync.core import Replicator
+        from ddbsync.core.connection import connect
+        from ddbsync.exports.loading import load_export
+        from ddbsync.exports.s3 import S3Exports
+
+        time.sleep(self.delay)  # the writer is under way when the export is taken
+        replicator = Replicator(self.stack.mappings, lambda: connect(self.stack.database_url))
+        try:
+            exports = S3Exports(self.stack.client("s3"), self.stack.client("dynamodb"))
+            arn = exports.start("Employees", EXPORT_BUCKET, "demo")
+            summary = exports.summary(*exports.wait(arn, poll=0.2))
+            files = exports.data_files(summary)
+            report = load_export(replicator, exports, summary, files)
+            self.outcome = (
+                f"export of {summary.export_time:%H:%M:%S.%f} UTC, {len(files)} data files, {report.items} items: "
+                f"{report.upserted} rows written (the rest were already newer from the stream), "
+                f"{report.deleted} deleted, {report.rejected} rejected, in {report.seconds:.2f} s"
+            )
+        except BaseException as error:  # raised by join(), in the demo's thread
+            self.error = error
+        finally:
+            replicator.close()
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        if self.error is not None:
+            raise self.error
 
 
 @dataclass

@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 from contextlib import contextmanager, redirect_stdout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -31,6 +31,7 @@ from schema.model import Mappings, load_mappings
 
 HANDLER = "handlers.stream.handler"  # the same handler string the Pulumi program gives Lambda
 FAILURE_QUEUE = "ddbsync-local-on-failure"
+EXPORT_BUCKET = "ddbsync-local-exports"  # the stack's export bucket, as the Pulumi program declares one
 REGION = "us-east-1"
 
 
@@ -66,7 +67,7 @@ class MotoServer:
     def start(self, log: Path) -> MotoServer:
         with open(log, "ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                [sys.executable, "-m", "ddbsync.local.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -136,9 +137,13 @@ class LocalStack:
         for mapping in self.mappings:
             definition = table_definition(mapping)
             dynamodb.create_table(**definition.create_table_request())
+            dynamodb.update_continuous_backups(  # PITR, as deployed: exports need it
+                TableName=definition.name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+            )
             table = dynamodb.describe_table(TableName=definition.name)["Table"]
             self.stream_arns[definition.name] = table["LatestStreamArn"]
         self.client("sqs").create_queue(QueueName=FAILURE_QUEUE)
+        self.client("s3").create_bucket(Bucket=EXPORT_BUCKET)
 
     def client(self, service: str) -> Any:
         return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION)
@@ -148,8 +153,12 @@ class LocalStack:
         """The on-failure queue's URL."""
         return self.client("sqs").get_queue_url(QueueName=FAILURE_QUEUE)["QueueUrl"]
 
-    def runners(self, on_batch: Any = None) -> list[StreamRunner]:
-        """One event source mapping per table, all calling the Lambda handler."""
+    def runners(self, on_batch: Any = None, starting_position: str | None = None) -> list[StreamRunner]:
+        """One event source mapping per table, all calling the Lambda handler.
+
+        `starting_position` LATEST replicates only what is written from now on, as a mapping created
+        on a table that already holds data does: the backfill brings the rest.
+        """
         handler = load_handler()
         streams, sqs = self.client("dynamodbstreams"), self.client("sqs")
         queue_url = self.queue_url
@@ -157,8 +166,9 @@ class LocalStack:
         def on_failure(info: dict[str, Any]) -> None:
             sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(info))
 
+        settings = replace(self.settings, starting_position=starting_position or self.settings.starting_position)
         return [
-            StreamRunner(streams, arn, handler, self.settings, on_failure=on_failure, on_batch=on_batch)
+            StreamRunner(streams, arn, handler, settings, on_failure=on_failure, on_batch=on_batch)
             for arn in self.stream_arns.values()
         ]
 
@@ -168,6 +178,7 @@ class LocalStack:
             "database_url": self.database_url,
             "tables": dict(self.stream_arns),
             "on_failure_queue": FAILURE_QUEUE,
+            "export_bucket": EXPORT_BUCKET,
             "data_dir": str(self.postgres.data_dir) if self.postgres else None,
             "moto_pid": self.moto.process.pid if self.moto.process else None,
         }

@@ -119,7 +119,7 @@ class StreamRunner:
             return 0
         if shard.iterator is None:
             shard.iterator = self.client.get_shard_iterator(
-                StreamArn=self.stream_arn, ShardId=shard.shard_id, ShardIteratorType="TRIM_HORIZON"
+                StreamArn=self.stream_arn, ShardId=shard.shard_id, ShardIteratorType=self.settings.starting_position
             )["ShardIterator"]
         response = self.client.get_records(ShardIterator=shard.iterator, Limit=self.settings.batch_size)
         shard.iterator = response.get("NextShardIterator")

@@ -15,11 +15,11 @@ import psycopg2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ddbsync.core.version import stream_version
 from ddbsync.core import Replicator
 from ddbsync.core.apply import Applier
 from ddbsync.core.connection import connect
 from ddbsync.core.decode import decode_record
+from ddbsync.core.version import stream_version
 from tests.core.test_batch_contract import employees, key_of
 from tests.core.test_convergence import actual_rows, expected_rows, histories, history_records
 from tests.streams import ModelTable

@@ -68,6 +68,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs.update(dnsEntries=[{"dnsName": dns, "hostedZoneId": "Z1"}])
         elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
             outputs.update(arn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}")
+        elif args.typ == "aws:s3/bucket:Bucket":
+            bucket = args.inputs.get("bucket", args.name)  # Pulumi's auto-name, without its random suffix here
+            outputs.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}")
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -84,6 +87,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{REGION}a", f"{REGION}b", f"{REGION}c"]
             return {"names": names, "zoneIds": names, "id": REGION, "state": "available"}
+        if token == "aws:ec2/getPrefixList:getPrefixList":
+            return {"id": "pl-s3", "prefixListId": "pl-s3", "name": inputs.get("name"), "cidrBlocks": ["52.0.0.0/15"]}
         if token == "aws:ec2/getVpc:getVpc":
             return {"id": inputs.get("id"), "cidrBlock": "10.0.0.0/16"}
         raise LookupError(f"the test mocks do not answer {token}: add it to RecordingMocks.call")
@@ -94,7 +99,7 @@ class Deployment:
 
     def __init__(self, resources: list[Declared], exports: dict[str, Any], program: dict[str, Any]) -> None:
         self.resources = resources
-        self.exports = exports
+        self.exports = exports  # the stack outputs, resolved
         self.program = program  # the program's globals: its components, for what inputs do not show (`protect`)
 
     def of_type(self, typ: str) -> list[Declared]:
@@ -103,6 +108,14 @@ class Deployment:
     def one(self, typ: str, name_contains: str = "") -> Declared:
         (found,) = [r for r in self.of_type(typ) if name_contains in r.name]
         return found
+
+    def stream_mappings(self) -> list[Declared]:
+        """The event source mappings that read DynamoDB streams (not the backfill's SQS queue)."""
+        return [
+            m
+            for m in self.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
+            if ":dynamodb:" in m.inputs["eventSourceArn"]
+        ]
 
     def policies(self) -> list[tuple[str, dict]]:
         """Every IAM role policy document, parsed."""
@@ -122,12 +135,15 @@ def run_program(config: dict[str, Any] | None = None, stack: str = "dev") -> Dep
     )
     pulumi.runtime.set_all_config(values)
     exports: dict[str, Any] = {}
+    resolved: dict[str, Any] = {}
     namespace: dict[str, Any] = {}
 
     @pulumi.runtime.test
     def program():
         namespace.update(runpy.run_path(str(ROOT / "__main__.py"), run_name="__pulumi__"))
-        return pulumi.Output.from_input(namespace["replication"].function.function.name)
+        return pulumi.Output.all(namespace["replication"].function.function.name, pulumi.Output.all(**exports)).apply(
+            lambda values: resolved.update(values[1])
+        )
 
     original_export = pulumi.export
     pulumi.export = lambda name, value: exports.__setitem__(name, value)
@@ -135,7 +151,7 @@ def run_program(config: dict[str, Any] | None = None, stack: str = "dev") -> Dep
         program()
     finally:
         pulumi.export = original_export
-    return Deployment(mocks.resources, exports, namespace)
+    return Deployment(mocks.resources, resolved, namespace)
 
 
 @pytest.fixture(scope="session")

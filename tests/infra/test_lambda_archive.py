@@ -41,6 +41,7 @@ def test_archive_holds_the_handlers_the_mappings_and_the_migrations(host_archive
     assert any(
         n.startswith("schema/versions/") and n.endswith("_initial_tables_for_the_shipped_mappings.py") for n in names
     )
+    assert any(n.startswith("ddbsync/exports/") for n in names), "the export reader the backfill function loads with"
     assert any(n.startswith("psycopg2/") for n in names) and any(n.startswith("aws_lambda_powertools/") for n in names)
     assert not any(
         n.startswith(("boto3/", "botocore/", "tests/", "infra/", "ddbsync/local/", "ddbsync/cli/")) for n in names

@@ -10,12 +10,13 @@ INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 
 
+def peer(rule) -> str:
+    """The other side of a rule: a security group or a prefix list (S3's, for its gateway endpoint)."""
+    return rule.inputs.get("referencedSecurityGroupId") or rule.inputs.get("prefixListId")
+
+
 def rules(deployment, typ: str, group: str) -> set[tuple[int, str]]:
-    return {
-        (r.inputs["fromPort"], r.inputs["referencedSecurityGroupId"])
-        for r in deployment.of_type(typ)
-        if r.inputs["securityGroupId"] == group
-    }
+    return {(r.inputs["fromPort"], peer(r)) for r in deployment.of_type(typ) if r.inputs["securityGroupId"] == group}
 
 
 def test_security_groups_carry_no_inline_rules_that_a_refresh_would_fight_over(dev, prod):
@@ -23,13 +24,14 @@ def test_security_groups_carry_no_inline_rules_that_a_refresh_would_fight_over(d
         for group in deployment.of_type("aws:ec2/securityGroup:SecurityGroup"):
             assert not group.inputs.get("ingress") and not group.inputs.get("egress"), group.name
         for rule in deployment.of_type(INGRESS) + deployment.of_type(EGRESS):
-            assert rule.inputs["referencedSecurityGroupId"] and not rule.inputs.get("cidrIpv4"), rule.name
+            assert peer(rule) and not rule.inputs.get("cidrIpv4"), rule.name
 
 
-def test_functions_reach_the_database_and_the_endpoints_and_nothing_else_in_the_vpc(dev, prod):
+def test_functions_reach_the_database_the_endpoints_and_s3_and_nothing_else(dev, prod):
     for deployment, stack in ((dev, "dev"), (prod, "prod")):
         functions, database, endpoints = (f"ddbsync-{stack}-{g}-id" for g in ("functions", "database", "endpoints"))
-        assert rules(deployment, EGRESS, functions) == {(5432, database), (443, endpoints)}
+        # pl-s3: S3's prefix list in the mocks, what the gateway endpoint routes
+        assert rules(deployment, EGRESS, functions) == {(5432, database), (443, endpoints), (443, "pl-s3")}
         assert (5432, functions) in rules(deployment, INGRESS, database)
         assert rules(deployment, INGRESS, endpoints) == {(443, functions)}
     # prod's proxy sits in the database group and reaches the cluster there, on the database port only
@@ -95,4 +97,4 @@ def test_without_the_redrive_no_sqs_or_streams_endpoint_is_declared():
     services = {
         e.inputs["serviceName"].rsplit(".", 1)[1] for e in deployment.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
     }
-    assert services == {"secretsmanager"}
+    assert services == {"secretsmanager", "s3"}, "S3's gateway endpoint stays: the backfill reads the exports"

@@ -31,7 +31,7 @@ NOT_APPLICABLE = {
 
 @dataclass(frozen=True)
 class Policy:
-    kind: str  # identity, trust, key, endpoint
+    kind: str  # identity, trust, key, endpoint, bucket
     owner: str
     document: dict
 
@@ -43,6 +43,7 @@ def declared_policies(deployment: Deployment) -> list[Policy]:
         "aws:iam/role:Role": ("assumeRolePolicy", "trust"),
         "aws:kms/key:Key": ("policy", "key"),
         "aws:ec2/vpcEndpointPolicy:VpcEndpointPolicy": ("policy", "endpoint"),
+        "aws:s3/bucketPolicy:BucketPolicy": ("policy", "bucket"),
     }
     policies = []
     for resource in deployment.resources:
@@ -70,7 +71,7 @@ def does_not_apply(policy: Policy, finding: Finding) -> bool:
 def test_every_policy_passes_parliament(stack, request):
     deployment: Deployment = request.getfixturevalue(stack)
     policies = declared_policies(deployment)
-    assert {p.kind for p in policies} == {"identity", "trust", "key", "endpoint"}
+    assert {p.kind for p in policies} == {"identity", "trust", "key", "endpoint", "bucket"}
     findings = []
     for policy in policies:
         result = analyze_policy_string(json.dumps(policy.document), include_community_auditors=True)

@@ -48,17 +48,13 @@ def test_the_single_table_example_is_keyed_by_pk_and_sk_with_its_index_stream_an
     (index,) = shop["globalSecondaryIndexes"]
     assert (index["name"], index["hashKey"], index["projectionType"]) == ("ByEmail", "email", "KEYS_ONLY")
     assert shop["streamEnabled"] is True and shop["streamViewType"] == "NEW_AND_OLD_IMAGES"
-    (trigger,) = [
-        m.inputs
-        for m in dev.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
-        if m.inputs["eventSourceArn"].split("/")[1] == "Shop"
-    ]
+    (trigger,) = [m.inputs for m in dev.stream_mappings() if m.inputs["eventSourceArn"].split("/")[1] == "Shop"]
     assert trigger["functionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
 def test_event_source_mappings_are_safe_for_streams(dev):
-    queue_arn = dev.one("aws:sqs/queue:Queue").inputs
-    mappings = dev.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
+    queue_arn = dev.one("aws:sqs/queue:Queue", "replicator-on-failure").inputs
+    mappings = dev.stream_mappings()
     assert sorted(m.inputs["eventSourceArn"].split("/")[1] for m in mappings) == sorted(
         m.dynamodb_table for m in load_mappings()
     )
@@ -254,7 +250,7 @@ def test_config_chooses_tables_architecture_and_capacity():
         stack="custom",
     )
     assert [t.inputs["name"] for t in deployment.of_type("aws:dynamodb/table:Table")] == ["Employees"]
-    (mapping,) = deployment.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
+    (mapping,) = deployment.stream_mappings()
     assert (
         mapping.inputs["batchSize"],
         mapping.inputs["maximumRetryAttempts"],
@@ -355,7 +351,7 @@ def test_the_local_stack_runs_with_the_event_source_mappings_settings(dev):
     from ddbsync.local.stack import LocalStack
 
     local = LocalStack().settings
-    mapping = dev.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")[0].inputs
+    mapping = dev.stream_mappings()[0].inputs
     deployed = {
         "batch_size": mapping["batchSize"],
         "maximum_batching_window_in_seconds": mapping["maximumBatchingWindowInSeconds"],
@@ -403,4 +399,4 @@ def test_redrive_schedule_can_be_turned_off():
     deployment = run_program({"redriveSchedule": "off"}, stack="manual")
     assert deployment.of_type("aws:scheduler/schedule:Schedule") == []
     handlers = {f.inputs["handler"] for f in deployment.of_type("aws:lambda/function:Function")}
-    assert handlers == {"handlers.stream.handler", "handlers.migrate.handler"}
+    assert handlers == {"handlers.stream.handler", "handlers.migrate.handler", "handlers.backfill.handler"}

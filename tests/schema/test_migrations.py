@@ -172,9 +172,7 @@ def test_upgrading_moves_stored_versions_to_microseconds_keeping_which_change_wi
     old = {1: 1000 * 10**40 + 500, 2: 2000 * 10**40 - 1}
     with psycopg2.connect(empty_database) as connection, connection.cursor() as cursor:
         for item, version in old.items():
-            cursor.execute(
-                "INSERT INTO employees (id, name, _ddb_version) VALUES (%s, 'before', %s)", (item, version)
-            )
+            cursor.execute("INSERT INTO employees (id, name, _ddb_version) VALUES (%s, 'before', %s)", (item, version))
         cursor.execute(
             "INSERT INTO ddbsync_tombstones (table_name, item_key, version) VALUES ('employees', 'k', %s)",
             (1500 * 10**40 + 7,),

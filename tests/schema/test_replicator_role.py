@@ -113,7 +113,13 @@ def test_the_schema_owner_owns_ddbsyncs_tables_and_nothing_more(database, mappin
         )
         assert cursor.fetchone() == (False, False, False), "no superuser rights, no roles, no databases"
         cursor.execute("CREATE TABLE reporting_cache (id int PRIMARY KEY)")
-    bookkeeping = {"ddbsync_tombstones", "ddbsync_rejects", "ddbsync_exports", "ddbsync_export_files", "alembic_version"}
+    bookkeeping = {
+        "ddbsync_tombstones",
+        "ddbsync_rejects",
+        "ddbsync_exports",
+        "ddbsync_export_files",
+        "alembic_version",
+    }
     tables = {m.sql_table for m in mappings.entities} | bookkeeping
     assert owners == {table: "ddbsync_schema_owner" for table in tables}
     connection = psycopg2.connect(database.replace("postgres@", "ddbsync_schema_owner@", 1))
