@@ -84,7 +84,6 @@ def _load_here(exports: Any, summary: Any, data_files: list, force: bool) -> int
 
     from ddbsync.core.errors import describe
     from ddbsync.exports.loading import load_export
-    from ddbsync.exports.manifest import FileRefused
 
     replicator = operator_replicator()
     bar, on_file = _progress(summary.item_count)
@@ -92,9 +91,6 @@ def _load_here(exports: Any, summary: Any, data_files: list, force: bool) -> int
         report = load_export(
             replicator, exports, summary, data_files, force, on_items=bar.update if bar else None, on_file=on_file
         )
-    except FileRefused as error:
-        print(f"ddbsync backfill: refused {error}; nothing of that file was loaded, re-run to resume", file=sys.stderr)
-        return 1
     except psycopg2.Error as error:
         print(f"ddbsync backfill: database error: {describe(error)}; re-run to resume", file=sys.stderr)
         return 1
@@ -108,6 +104,14 @@ def _load_here(exports: Any, summary: Any, data_files: list, force: bool) -> int
         f"({rate:,.0f}/s): {report.upserted} rows written, {report.deleted} deleted, {report.rejected} rejected, "
         f"{report.ignored} ignored"
     )
+    for refusal in report.refused:
+        print(f"ddbsync backfill: refused {refusal}; nothing of that file was loaded", file=sys.stderr)
+    if report.refused:
+        print(
+            "ddbsync backfill: the export is not finished (its deletes wait for every file): replace the refused "
+            "files or take a new export, then run again; loaded files are skipped",
+            file=sys.stderr,
+        )
     return 0 if report.finished else 1
 
 

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 from ddbsync.core.copy import COPY_THRESHOLD, copy_rows
 from ddbsync.core.decode import Change
+from ddbsync.core.version import stored_version
 from schema.metadata import EXTRAS_COLUMN, SYNCED_AT_COLUMN, TOMBSTONES_TABLE, VERSION_COLUMN
 from schema.model import TableMapping
 
@@ -82,25 +83,31 @@ def stored_rows_query(table: TableMapping) -> str:
     return f"SELECT {', '.join(columns)} FROM {quote_ident(table.sql_table)}"
 
 
-def stage_table(table: TableMapping) -> str:
-    """The session temp table a large batch of `table` is copied into (COPY transport).
+def stage_table(table: TableMapping, kind: str = "batch") -> str:
+    """The session temp table a batch (or a backfill's data file) of `table` is copied into.
 
     Named by a digest of the table's name: ASCII and short, so PostgreSQL's 63-byte cut never makes two
     tables (long or non-ASCII names) share one stage.
     """
-    return quote_ident(f"ddbsync_stage_{hashlib.sha256(table.sql_table.encode()).hexdigest()[:32]}")
+    return quote_ident(f"ddbsync_{kind}_{hashlib.sha256(table.sql_table.encode()).hexdigest()[:32]}")
 
 
 @lru_cache(maxsize=64)
-def stage_statement(table: TableMapping) -> str:
-    """Create the stage once per session; its rows go at each commit, so nothing lingers between batches."""
-    return f"CREATE TEMP TABLE IF NOT EXISTS {stage_table(table)} ({_record_type(table)}) ON COMMIT DELETE ROWS"
+def stage_statement(table: TableMapping, kind: str = "batch") -> str:
+    """Create a stage once per session.
+
+    A batch's stage empties at each commit, so nothing lingers between batches; a data file's keeps
+    its rows across the commits of the COPYs that fill it, until the file's merge has committed.
+    """
+    on_commit = "DELETE ROWS" if kind == "batch" else "PRESERVE ROWS"
+    return f"CREATE TEMP TABLE IF NOT EXISTS {stage_table(table, kind)} ({_record_type(table)}) ON COMMIT {on_commit}"
 
 
-def _table_ctes(table: TableMapping, n: int, staged: bool = False) -> str:
+def _table_ctes(table: TableMapping, n: int, stage: str | None = None) -> str:
     """The steps that apply a batch to `table`: delete, tombstone, version-guarded upsert.
 
-    The batch's rows come from document `$n`, or from the table's stage when it was copied there.
+    The batch's rows come from document `$n`, or from the table's stage of kind `stage`. Stored
+    versions are read through `stored_version`, so rows written on the old scale compare right.
     """
     t = quote_ident(table.sql_table)
     key_match = " AND ".join(f"t.{quote_ident(table.attributes[i].column)} = b.c{i}" for i in table.key_positions)
@@ -110,52 +117,54 @@ def _table_ctes(table: TableMapping, n: int, staged: bool = False) -> str:
     values += ["b._version", "now()"]
     non_key = [c for i, c in enumerate(columns) if i not in table.key_positions]
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in non_key)
-    version = quote_ident(VERSION_COLUMN)
+    row_version = stored_version(f"t.{quote_ident(VERSION_COLUMN)}")
+    tomb_version = stored_version("x.version")
     name = quote_literal(table.sql_table)
     tombstones = quote_ident(TOMBSTONES_TABLE)
     rows = (
-        f"SELECT * FROM {stage_table(table)}"
-        if staged
+        f"SELECT * FROM {stage_table(table, stage)}"
+        if stage
         else f"SELECT * FROM json_to_recordset(${n}) AS b({_record_type(table)})"
     )
     return f"""b{n} AS (
     {rows}
 ), gone{n} AS (
     DELETE FROM {t} AS t USING b{n} AS b
-    WHERE b._deleted AND {key_match} AND t.{version} < b._version
+    WHERE b._deleted AND {key_match} AND {row_version} < b._version
     RETURNING 1
 ), tomb{n} AS (
     INSERT INTO {tombstones} AS x (table_name, item_key, version)
     SELECT {name}, b._key, b._version FROM b{n} AS b WHERE b._deleted
     ON CONFLICT (table_name, item_key) DO UPDATE SET version = EXCLUDED.version, deleted_at = now()
-    WHERE x.version < EXCLUDED.version
+    WHERE {tomb_version} < EXCLUDED.version
 ), up{n} AS (
     INSERT INTO {t} AS t ({", ".join(columns)})
     SELECT {", ".join(values)} FROM b{n} AS b
     WHERE NOT b._deleted AND b._version > coalesce((
-        SELECT x.version FROM {tombstones} AS x WHERE x.table_name = {name} AND x.item_key = b._key
+        SELECT {tomb_version} FROM {tombstones} AS x WHERE x.table_name = {name} AND x.item_key = b._key
     ), -1)
     ON CONFLICT ({key_columns}) DO UPDATE SET {updates}
-    WHERE t.{version} < EXCLUDED.{version}
+    WHERE {row_version} < EXCLUDED.{quote_ident(VERSION_COLUMN)}
     RETURNING 1
 )"""
 
 
 @lru_cache(maxsize=128)
-def apply_statement(tables: tuple[TableMapping, ...], staged: bool = False) -> str:
+def apply_statement(tables: tuple[TableMapping, ...], stage: str | None = None) -> str:
     """The one statement that applies a batch to its tables; built once per set of tables and transport.
 
     One statement for all the tables a batch touches (a single-table design's entities), so the
     batch commits as one transaction whatever its shape, and costs one round trip over JSON.
     """
-    ctes = ", ".join(_table_ctes(table, n, staged) for n, table in enumerate(tables, 1))
+    ctes = ", ".join(_table_ctes(table, n, stage) for n, table in enumerate(tables, 1))
     counts = " + ".join
     numbers = range(1, len(tables) + 1)
     return f"""
 WITH {ctes}
 SELECT {counts(f"(SELECT count(*) FROM up{n})" for n in numbers)},
        {counts(f"(SELECT count(*) FROM gone{n})" for n in numbers)},
-       {counts(f"(SELECT count(*) FROM b{n} WHERE b{n}._deleted)" for n in numbers)}
+       {counts(f"(SELECT count(*) FROM b{n} WHERE b{n}._deleted)" for n in numbers)},
+       {counts(f"(SELECT count(*) FROM b{n})" for n in numbers)}
 """
 
 
@@ -189,35 +198,44 @@ class Applier:
 
     def __init__(self, copy_threshold: int = COPY_THRESHOLD) -> None:
         self.copy_threshold = copy_threshold
-        self._names: dict[tuple[bool, tuple[int, ...]], str] = {}
-        self._staged: set[int] = set()
+        self._names: dict[tuple[str | None, tuple[int, ...]], str] = {}
+        self._staged: set[tuple[str, int]] = set()
 
     def uses_copy(self, groups: Sequence[tuple[TableMapping, Sequence[Change]]]) -> bool:
         """Whether this batch goes by COPY, which takes an explicit transaction."""
         return sum(len(changes) for _, changes in groups) >= self.copy_threshold
 
-    def create_stages(self, cursor: Any, tables: Sequence[TableMapping]) -> None:
+    def create_stages(self, cursor: Any, tables: Sequence[TableMapping], kind: str = "batch") -> None:
         """Create the tables' stages, outside any transaction (a rolled-back CREATE would be forgotten)."""
         for table in tables:
-            if id(table) not in self._staged:
-                cursor.execute(stage_statement(table))
-                self._staged.add(id(table))
+            if (kind, id(table)) not in self._staged:
+                cursor.execute(stage_statement(table, kind))
+                self._staged.add((kind, id(table)))
 
-    def clear_stages(self, cursor: Any, tables: Sequence[TableMapping]) -> None:
-        """Empty the stages of `tables` that exist, inside the current transaction."""
-        staged = [stage_table(table) for table in tables if id(table) in self._staged]
+    def clear_stages(self, cursor: Any, tables: Sequence[TableMapping], kind: str = "batch") -> None:
+        """Empty the stages of `tables` that exist."""
+        staged = [stage_table(table, kind) for table in tables if (kind, id(table)) in self._staged]
         if staged:
             cursor.execute(f"TRUNCATE {', '.join(staged)}")
 
-    def _statement_name(self, cursor: Any, tables: tuple[TableMapping, ...], staged: bool) -> str:
-        key = (staged, tuple(id(t) for t in tables))
+    def copy_to_stage(self, cursor: Any, table: TableMapping, changes: Sequence[Change], kind: str = "batch") -> None:
+        copy_rows(cursor, stage_table(table, kind), table, changes)
+
+    def _statement_name(self, cursor: Any, tables: tuple[TableMapping, ...], stage: str | None) -> str:
+        key = (stage, tuple(id(t) for t in tables))
         name = self._names.get(key)
         if name is None:
             name = f"ddbsync_apply_{len(self._names)}"
-            types = "" if staged else "(" + ", ".join("json" for _ in tables) + ")"
-            cursor.execute(f"PREPARE {name} {types} AS {apply_statement(tables, staged)}")
+            types = "" if stage else "(" + ", ".join("json" for _ in tables) + ")"
+            cursor.execute(f"PREPARE {name} {types} AS {apply_statement(tables, stage)}")
             self._names[key] = name
         return name
+
+    def apply_stages(self, cursor: Any, tables: Sequence[TableMapping], kind: str) -> tuple[ApplyCounts, int]:
+        """Merge what the stages of `tables` hold with one statement; the counts and the rows merged."""
+        cursor.execute(f"EXECUTE {self._statement_name(cursor, tuple(tables), kind)}")
+        upserted, deleted, deletes, total = cursor.fetchone()
+        return ApplyCounts(upserted, deleted, stale=total - upserted - deletes), total
 
     def apply(self, cursor: Any, table: TableMapping, changes: Sequence[Change]) -> ApplyCounts:
         """Apply changes (at most one per item) of one table in one statement; the caller commits."""
@@ -234,13 +252,13 @@ class Applier:
         tables = tuple(table for table, _ in groups)
         if self.uses_copy(groups):
             for table, changes in groups:
-                copy_rows(cursor, stage_table(table), table, changes)
-            cursor.execute(f"EXECUTE {self._statement_name(cursor, tables, staged=True)}")
+                self.copy_to_stage(cursor, table, changes)
+            cursor.execute(f"EXECUTE {self._statement_name(cursor, tables, 'batch')}")
         else:
-            name = self._statement_name(cursor, tables, staged=False)
+            name = self._statement_name(cursor, tables, None)
             placeholders = ", ".join("%s" for _ in groups)
             documents = tuple(batch_document(table, changes) for table, changes in groups)
             cursor.execute(f"EXECUTE {name} ({placeholders})", documents)
-        upserted, deleted, deletes = cursor.fetchone()
+        upserted, deleted, deletes, _ = cursor.fetchone()
         total = sum(len(changes) for _, changes in groups)
         return ApplyCounts(upserted, deleted, stale=total - upserted - deletes)

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from itertools import islice
@@ -29,11 +28,13 @@ from typing import Any, Callable, Iterable, Iterator
 import psycopg2
 
 from ddbsync.core.apply import ApplyCounts, quote_ident
-from ddbsync.core.batch import DecodedBatch, Replicator, decode_batch, pause_before
+from ddbsync.core.batch import DecodedBatch, Replicator, by_table, decode_batch, pause_before
+from ddbsync.core.connection import transaction
 from ddbsync.core.decode import Change, item_key
 from ddbsync.core.errors import ErrorKind, describe, error_kind
-from ddbsync.core.version import VERSION_FIELD, snapshot_version, write_time_version
-from ddbsync.exports.manifest import DataFile, ExportError, ExportSummary
+from ddbsync.core.rejects import write_rejects
+from ddbsync.core.version import UNREADABLE_FIELD, VERSION_FIELD, snapshot_version, write_time_version
+from ddbsync.exports.manifest import DataFile, ExportError, ExportSummary, FileRefused
 from schema.metadata import EXPORT_FILES_TABLE, EXPORTS_TABLE, REJECTS_TABLE, TOMBSTONES_TABLE, VERSION_COLUMN
 from schema.model import SourceTable, TableMapping
 from schema.types import canonical_number
@@ -44,6 +45,19 @@ CHUNK = 10_000  # lines decoded and merged at a time: large enough for COPY, sma
 SUPPORTED_FORMAT = "DYNAMODB_JSON"
 
 OpenLines = Callable[[], Iterable[dict[str, Any]]]
+
+
+FILE_STAGE = "file"  # the stage kind of a data file (see `ddbsync.core.apply.stage_statement`)
+
+
+@dataclass
+class _Staged:
+    """A data file decoded into its stages on `connection` (they live as long as it does)."""
+
+    connection: Any
+    items: int = 0
+    rejects: list[Any] = field(default_factory=list)
+    ignored: int = 0
 
 
 @dataclass
@@ -66,31 +80,56 @@ def _source_arn(table_name: str) -> str:
 def export_records(lines: Iterable[dict[str, Any]], summary: ExportSummary, source: SourceTable) -> Iterator[dict]:
     """Each export line as the stream record of the change it stands for, versioned by the export."""
     arn = _source_arn(summary.table_name)
-    key_names = source.key_names
     if not summary.incremental:
-        version = str(snapshot_version(summary.export_time))
+        version = snapshot_version(summary.export_time)
+        key_names = source.key_names
         for line in lines:
             item = line.get("Item") if isinstance(line, dict) else None
-            keys = {name: item[name] for name in key_names if name in item} if isinstance(item, dict) else {}
-            dynamodb = {"Keys": keys, "NewImage": item, "StreamViewType": "NEW_IMAGE"}
+            if not isinstance(item, dict):
+                yield _unreadable(arn, line, "export line holds no Item")
+                continue
+            dynamodb = {"Keys": {k: item[k] for k in key_names if k in item}, "NewImage": item}
             yield {"eventName": "INSERT", "eventSourceARN": arn, "dynamodb": dynamodb, VERSION_FIELD: version}
         return
+    # A line's WriteTime orders it; in the window's last second it stays below that second, as a full
+    # export's rows do, since stream versions count whole seconds: a change after the window must win.
+    ceiling = snapshot_version(summary.to_time) if summary.to_time else None
     for line in lines:
-        yield _incremental_record(line, arn)
+        yield _incremental_record(line, arn, ceiling)
 
 
-def _incremental_record(line: Any, arn: str) -> dict[str, Any]:
-    """An incremental export's line: the item's state at the window's end (none: deleted), and at its start."""
+def _unreadable(arn: str, line: Any, reason: str) -> dict[str, Any]:
+    """A record the decode rejects with `reason`, keeping the line whole for the rejects table."""
+    return {"eventName": "EXPORT", "eventSourceARN": arn, "dynamodb": {}, "line": line, UNREADABLE_FIELD: reason}
+
+
+def _write_time(metadata: Any) -> int | None:
+    """`Metadata.WriteTime` in microseconds, as a JSON number, a string of digits or a DynamoDB `{"N": ...}`."""
+    value = metadata.get("WriteTime") if isinstance(metadata, dict) else None
+    if isinstance(value, dict) and len(value) == 1:
+        value = value.get("N")
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    return value if type(value) is int else None
+
+
+def _incremental_record(line: Any, arn: str, ceiling: int | None) -> dict[str, Any]:
+    """An incremental export's line: the item's state at the window's end (none: deleted), and at its start.
+
+    An update is a MODIFY even without an old image (the NEW_IMAGE view), so the decode also removes
+    the item from an entity it left.
+    """
     if not isinstance(line, dict):
-        return {"eventName": "UNREADABLE", "eventSourceARN": arn, "dynamodb": {}, "line": line}
-    metadata = line.get("Metadata") or {}
-    try:
-        version: Any = str(write_time_version(metadata.get("WriteTime")))
-    except ValueError:
-        version = metadata.get("WriteTime")  # the decode rejects it, with the line kept whole
+        return _unreadable(arn, line, "incremental export line is not a JSON object")
+    write_time = _write_time(line.get("Metadata"))
+    if write_time is None:
+        reason = f"incremental export line has no WriteTime in microseconds: {line.get('Metadata')!r}"
+        return _unreadable(arn, line, reason)
+    version = write_time_version(write_time)
+    if ceiling is not None:
+        version = min(version, ceiling)
     dynamodb = {key: line[key] for key in ("Keys", "NewImage", "OldImage") if key in line}
-    event = "REMOVE" if "NewImage" not in line else "MODIFY" if "OldImage" in line else "INSERT"
-    dynamodb["StreamViewType"] = "NEW_AND_OLD_IMAGES"
+    event = "MODIFY" if "NewImage" in line else "REMOVE"
     return {"eventName": event, "eventSourceARN": arn, "dynamodb": dynamodb, VERSION_FIELD: version}
 
 
@@ -114,18 +153,15 @@ class Backfill:
             raise ExportError(
                 f"no mapping for DynamoDB table {summary.table_name!r}: add one (schema/mappings or $DDBSYNC_MAPPINGS)"
             )
-        age = datetime.now(timezone.utc) - summary.export_time
-        if age > replicator.tombstone_retention and not force:
-            raise ExportError(
-                f"export of {summary.export_time:%Y-%m-%d %H:%M:%S} UTC is older than the tombstone retention "
-                f"({replicator.tombstone_retention}): it could bring back items deleted since; take a new export, "
-                "or pass --force if nothing was deleted since"
-            )
         self.replicator = replicator
         self.summary = summary
         self.source = source
+        self.entities = sorted(source.entities, key=lambda entity: entity.sql_table)  # one lock order
         self.data_files = data_files
+        self.force = force
         self.chunk = CHUNK
+        if datetime.now(timezone.utc) - summary.export_time > replicator.tombstone_retention and not force:
+            raise ExportError(self._too_old())  # at once; each file checks again by the database's clock
 
     def begin(self) -> set[str]:
         """Record the export in the ledger (once); the data files already loaded."""
@@ -156,81 +192,168 @@ class Backfill:
         deadline: float | None = None,
         on_items: Callable[[int], None] | None = None,
     ) -> FileResult:
-        """Load one data file in one transaction, waiting for the database until `deadline` (monotonic).
+        """Load one data file, committed by one short transaction, waiting for the database until `deadline`.
 
-        `open_lines` opens the file anew for each try and raises `FileRefused` at its end if the file
-        fails its checks; then nothing of it is committed. Past the deadline the database's error is raised.
+        The file is first decoded into a stage of its own (session temp tables filled by COPY, outside
+        any transaction), which also runs its checks: `open_lines` raises `FileRefused` at the end of
+        a file that is not the one the manifest describes, and then nothing of it is merged. Then one
+        transaction locks the file's tables against concurrent writers (the stream waits a moment
+        rather than conflicting), merges the stage with one version-guarded statement, stores the
+        rejects and the ledger row, and commits. A long load beside a busy stream would otherwise never
+        commit: any stream change to one of its items aborts a serializable transaction that old.
         """
         result = FileResult(data_file.key)
+        staged: _Staged | None = None
+
+        def attempt(tries: int) -> FileResult:
+            nonlocal staged
+            result.attempts = tries
+            if staged is None or staged.connection is not self.replicator.connection():
+                if self._is_loaded(data_file):
+                    return replace(result, skipped=True)
+                if on_items is not None and staged is not None:
+                    on_items(-staged.items)  # the staged items are counted again
+                staged = self._stage(open_lines, on_items)
+            return self._merge(data_file, staged, result, open_lines)
+
+        # A serialization failure keeps the stage: only the merge is tried again.
+        return self._waiting(
+            attempt, deadline, keeps_connection=lambda: staged is not None and not staged.connection.closed
+        )
+
+    def _waiting(
+        self,
+        attempt: Callable[[int], Any],
+        deadline: float | None,
+        keeps_connection: Callable[[], bool] = lambda: False,
+    ) -> Any:
+        """`attempt(try number)` until it succeeds; an error that may pass waits with backoff until `deadline`."""
+        tries = 0
         while True:
-            result.attempts += 1
+            tries += 1
             try:
-                return self._load_once(data_file, open_lines, result, on_items)
+                return attempt(tries)
             except BaseException as error:
-                self.replicator.discard()
-                if error_kind(error) is not ErrorKind.WAIT:
+                waits = error_kind(error) is ErrorKind.WAIT
+                if not waits or not keeps_connection():
+                    self.replicator.discard()
+                if not waits:
                     raise
                 self.replicator.outage.failed(error)
-                pause = pause_before(result.attempts - 1)
+                pause = pause_before(tries - 1)
                 if deadline is None or time.monotonic() + pause >= deadline:
                     raise
                 time.sleep(pause)
-                if on_items is not None:
-                    on_items(-result.items)  # the try's items are undone
-                result = FileResult(data_file.key, attempts=result.attempts)
 
-    def _load_once(
-        self,
-        data_file: DataFile,
-        open_lines: OpenLines,
-        result: FileResult,
-        on_items: Callable[[int], None] | None,
-    ) -> FileResult:
+    def _is_loaded(self, data_file: DataFile) -> bool:
+        with self.replicator.connection().cursor() as cursor:
+            cursor.execute(
+                f"SELECT 1 FROM {EXPORT_FILES_TABLE} WHERE export_arn = %s AND data_file = %s",
+                (self.summary.export_arn, data_file.key),
+            )
+            return cursor.fetchone() is not None
+
+    def _stage(self, open_lines: OpenLines, on_items: Callable[[int], None] | None) -> _Staged:
+        """Decode the file into its stages, chunk by chunk, so memory stays flat in the file's size.
+
+        Its rejects wait in memory for the merge's transaction: a file whose every line is refused
+        (a mapping that does not fit the table at all) holds them all.
+        """
         replicator = self.replicator
         connection = replicator.connection()
-        entities = list(self.source.entities)
+        applier = replicator.applier
+        staged = _Staged(connection)
         with connection.cursor() as cursor:
-            replicator.create_stages(cursor, entities)
-            cursor.execute("BEGIN")
-            try:
+            applier.create_stages(cursor, self.entities, FILE_STAGE)
+            applier.clear_stages(cursor, self.entities, FILE_STAGE)
+            for records in _chunks(export_records(open_lines(), self.summary, self.source), self.chunk):
+                batch = decode_batch(records, replicator.mappings)
+                for table, changes in by_table(batch.changes):
+                    applier.copy_to_stage(cursor, table, changes, FILE_STAGE)  # autocommit: no snapshot held
+                staged.items += len(records)
+                staged.rejects += batch.rejects
+                staged.ignored += batch.ignored
+                if on_items is not None:
+                    on_items(len(records))
+        return staged
+
+    def _merge(self, data_file: DataFile, staged: _Staged, result: FileResult, open_lines: OpenLines) -> FileResult:
+        """The file's one transaction: lock, check the export's age, merge, rejects, ledger, commit."""
+        replicator = self.replicator
+        connection = staged.connection
+        with connection.cursor() as cursor:
+            with transaction(cursor):
+                self._lock(cursor)
+                self._check_age(cursor)
                 cursor.execute(
                     f"SELECT 1 FROM {EXPORT_FILES_TABLE} WHERE export_arn = %s AND data_file = %s",
                     (self.summary.export_arn, data_file.key),
                 )
-                if cursor.fetchone():
-                    cursor.execute("ROLLBACK")
-                    result.skipped = True
-                    return result
-                for records in _chunks(export_records(open_lines(), self.summary, self.source), self.chunk):
-                    batch = decode_batch(records, replicator.mappings)
-                    counts, late = replicator.apply_in_transaction(cursor, batch, records)
-                    replicator.clear_stages(cursor, entities)
-                    result.items += len(records)
-                    result.counts += counts
-                    result.rejected += len(batch.rejects) + len(late)
-                    result.ignored += batch.ignored
-                    if on_items is not None:
-                        on_items(len(records))
+                if cursor.fetchone():  # another loader committed it meanwhile
+                    return replace(result, skipped=True)
+                cursor.execute("SAVEPOINT ddbsync_file")
+                try:
+                    counts, _ = replicator.applier.apply_stages(cursor, self.entities, FILE_STAGE)
+                    late: list[Any] = []
+                except psycopg2.Error as error:
+                    if error.pgcode == "21000":  # ON CONFLICT met one row twice: the file repeats an item
+                        raise FileRefused(f"{data_file.key}: an item appears twice in the file") from None
+                    if error_kind(error) is not ErrorKind.DATA:
+                        raise
+                    # A value the database refuses: go through the file again, isolating it (rare and slow).
+                    logger.warning("a value did not fit the database, isolating it: %s", describe(error))
+                    cursor.execute("ROLLBACK TO SAVEPOINT ddbsync_file")
+                    counts, late = self._apply_isolating(cursor, open_lines)
+                write_rejects(cursor, staged.rejects, replicator.mappings)
+                result = replace(
+                    result,
+                    items=staged.items,
+                    counts=counts,
+                    rejected=len(staged.rejects) + len(late),
+                    ignored=staged.ignored,
+                )
                 cursor.execute(
                     f"INSERT INTO {EXPORT_FILES_TABLE} (export_arn, data_file, items, upserted, deleted, rejected) "
                     "VALUES (%s, %s, %s, %s, %s, %s)",
-                    (
-                        self.summary.export_arn,
-                        data_file.key,
-                        result.items,
-                        result.counts.upserted,
-                        result.counts.deleted,
-                        result.rejected,
-                    ),
-                )
-                cursor.execute("COMMIT")
-            except BaseException:
-                if not connection.closed:
-                    with suppress(psycopg2.Error):
-                        cursor.execute("ROLLBACK")
-                raise
+                    (self.summary.export_arn, data_file.key, result.items, counts.upserted, counts.deleted,
+                     result.rejected),
+                )  # fmt: skip
+            replicator.applier.clear_stages(cursor, self.entities, FILE_STAGE)
         replicator.outage.recovered()
         return result
+
+    def _apply_isolating(self, cursor: Any, open_lines: OpenLines) -> tuple[ApplyCounts, list[Any]]:
+        """The file chunk by chunk through the stream's apply, which rejects a refused row and keeps the rest."""
+        replicator = self.replicator
+        counts, late_rejects = ApplyCounts(), []
+        for records in _chunks(export_records(open_lines(), self.summary, self.source), self.chunk):
+            batch = decode_batch(records, replicator.mappings)
+            batch = DecodedBatch(batch.history, batch.changes, [], batch.ignored)  # its rejects are staged
+            part, late = replicator.apply_in_transaction(cursor, batch, records)
+            replicator.applier.clear_stages(cursor, self.entities)
+            counts += part
+            late_rejects += late
+        return counts, late_rejects
+
+    def _lock(self, cursor: Any) -> None:
+        """Keep writers of the file's tables waiting until it commits (not other readers, nor itself twice)."""
+        tables = ", ".join(quote_ident(t.sql_table) for t in self.entities)
+        cursor.execute(f"LOCK TABLE {tables} IN SHARE ROW EXCLUSIVE MODE")
+
+    def _check_age(self, cursor: Any) -> None:
+        """Refuse an export older than the tombstone retention, by the database's clock (its purge's)."""
+        if self.force:
+            return
+        cursor.execute("SELECT now() - %s > %s", (self.summary.export_time, self.replicator.tombstone_retention))
+        if cursor.fetchone()[0]:
+            raise ExportError(self._too_old())
+
+    def _too_old(self) -> str:
+        return (
+            f"export of {self.summary.export_time:%Y-%m-%d %H:%M:%S} UTC is older than the tombstone retention "
+            f"({self.replicator.tombstone_retention}): it could bring back items deleted since; take a new export, "
+            "or pass --force if nothing was deleted since"
+        )
 
     def finish(self, deadline: float | None = None) -> int | None:
         """Once every data file is in: a full export deletes the rows it lacks; the export is marked finished.
@@ -241,9 +364,16 @@ class Backfill:
         with self.replicator.connection().cursor() as cursor:
             if len(self._loaded(cursor)) < self.data_files:
                 return None
+            cursor.execute(
+                f"SELECT deleted FROM {EXPORTS_TABLE} WHERE export_arn = %s AND finished_at IS NOT NULL",
+                (self.summary.export_arn,),
+            )
+            done = cursor.fetchone()
+        if done is not None:  # finished before: by another loader, or an earlier run
+            return 0
         deleted = 0
         if not self.summary.incremental:
-            for entity in self.source.entities:
+            for entity in self.entities:
                 deleted += self._delete_rows_not_exported(entity, deadline)
         with self.replicator.connection().cursor() as cursor:
             cursor.execute(
@@ -258,8 +388,9 @@ class Backfill:
 
         Every row the export held now carries the snapshot version or a newer stream version, so what
         is below it was deleted in DynamoDB before the export. An item whose export line was refused
-        keeps its row (its line waits in the rejects, not absent). An older reject still waiting, of
-        an item the export did not hold, gets a tombstone too: replaying it must not bring the item back.
+        keeps its row (its line waits in the rejects, not absent). Items with an older reject still
+        waiting get a tombstone at the export's version: replaying that reject must not bring back an
+        item the export did not hold (for one it did hold, the tombstone is older than its row: harmless).
         """
         version = snapshot_version(self.summary.export_time)
         keys = [table.attributes[i] for i in table.key_positions]
@@ -310,26 +441,16 @@ class Backfill:
 
     def _apply_deletes(self, changes: list[Change], deadline: float | None) -> int:
         batch = DecodedBatch(changes, changes, [], 0)
-        attempts = 0
-        while True:
-            attempts += 1
-            connection = self.replicator.connection()
-            try:
-                with connection.cursor() as cursor:
-                    self.replicator.create_stages(cursor, [changes[0].table])
-                    cursor.execute("BEGIN")
+
+        def attempt(tries: int) -> int:
+            with self.replicator.connection().cursor() as cursor:
+                self.replicator.create_stages(cursor, [changes[0].table])
+                with transaction(cursor):
+                    self._lock(cursor)
                     counts, _ = self.replicator.apply_in_transaction(cursor, batch, [{} for _ in changes])
-                    cursor.execute("COMMIT")
-                return counts.deleted
-            except BaseException as error:
-                self.replicator.discard()
-                if error_kind(error) is not ErrorKind.WAIT:
-                    raise
-                pause = pause_before(attempts - 1)
-                if deadline is None or time.monotonic() + pause >= deadline:
-                    raise
-                logger.warning("waiting for the database: %s", describe(error))
-                time.sleep(pause)
+            return counts.deleted
+
+        return self._waiting(attempt, deadline)
 
 
 def _key_value(value: Any) -> Any:

@@ -28,6 +28,7 @@ import psycopg2.extensions
 
 from ddbsync.core.apply import Applier, ApplyCounts
 from ddbsync.core.coalesce import last_change_per_item
+from ddbsync.core.connection import transaction
 from ddbsync.core.copy import COPY_THRESHOLD
 from ddbsync.core.decode import Change, ConfigurationError, Ignored, Reject, decode_record, sequence_number
 from ddbsync.core.errors import ErrorKind, describe, error_kind
@@ -126,7 +127,7 @@ def _refused(record: dict[str, Any], reason: str, change: Change) -> RejectedRec
     )
 
 
-def _by_table(changes: list[Change]) -> list[tuple[TableMapping, list[Change]]]:
+def by_table(changes: list[Change]) -> list[tuple[TableMapping, list[Change]]]:
     """Changes grouped per table, tables in name order so concurrent batches lock in the same order."""
     groups: dict[TableMapping, list[Change]] = defaultdict(list)
     for change in changes:
@@ -261,7 +262,7 @@ class Replicator:
         Rejects, a value the database refuses, or a batch large enough to go by COPY take an explicit
         transaction.
         """
-        groups = _by_table(batch.changes)
+        groups = by_table(batch.changes)
         with connection.cursor() as cursor:
             copy = self._applier.uses_copy(groups)
             if copy:
@@ -274,30 +275,24 @@ class Replicator:
                         raise
                     # The statement failed as a whole; find the record in a transaction below.
                     logger.warning("a value did not fit the database, isolating it: %s", describe(error))
-            cursor.execute("BEGIN")
-            try:
-                counts, late_rejects = self.apply_in_transaction(cursor, batch, records)
-                cursor.execute("COMMIT")
-            except BaseException:
-                if not connection.closed:
-                    with suppress(psycopg2.Error):
-                        cursor.execute("ROLLBACK")
-                raise
-            return counts, late_rejects
+            with transaction(cursor):
+                return self.apply_in_transaction(cursor, batch, records)
+
+    @property
+    def applier(self) -> Applier:
+        """The statements and stages of the current connection (a new connection gets a new one)."""
+        self.connection()
+        return self._applier
 
     def create_stages(self, cursor: Any, tables: Sequence[TableMapping]) -> None:
         """The COPY transport's stages for `tables`; outside a transaction (see `Applier.create_stages`)."""
         self._applier.create_stages(cursor, tables)
 
-    def clear_stages(self, cursor: Any, tables: Sequence[TableMapping]) -> None:
-        """Empty the stages within a transaction, so it can apply another part (a backfill's next chunk)."""
-        self._applier.clear_stages(cursor, tables)
-
     def apply_in_transaction(
         self, cursor: Any, batch: DecodedBatch, records: Sequence[dict[str, Any]]
     ) -> tuple[ApplyCounts, list[RejectedRecord]]:
         """Apply a decoded batch and store its rejects inside the caller's transaction (and stages)."""
-        groups = _by_table(batch.changes)
+        groups = by_table(batch.changes)
         counts, late_rejects = self._apply_isolating_bad_rows(cursor, groups, batch.history, records)
         write_rejects(cursor, batch.rejects + late_rejects, self.mappings)
         return counts, late_rejects

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager, suppress
+from typing import Any, Iterator
+
 import psycopg2
 import psycopg2.extensions
 
@@ -24,3 +27,20 @@ def connect(url: str, application_name: str = "ddbsync") -> psycopg2.extensions.
         keepalives_interval=10,
         keepalives_count=3,
     )
+
+
+@contextmanager
+def transaction(cursor: Any) -> Iterator[None]:
+    """An explicit transaction on an autocommit connection: committed at the end, rolled back on any error.
+
+    The rollback is skipped when the connection is gone (the server ended the transaction with it).
+    """
+    cursor.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        if not cursor.connection.closed:
+            with suppress(psycopg2.Error):
+                cursor.execute("ROLLBACK")
+        raise
+    cursor.execute("COMMIT")

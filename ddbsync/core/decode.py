@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterable
 
-from ddbsync.core.version import VersionError, record_version
+from ddbsync.core.version import UNREADABLE_FIELD, VersionError, record_version
 from schema.model import Attribute, Mappings, SourceTable, TableMapping
 from schema.types import ConversionError, storable, to_json, to_plain, typed_value
 
@@ -118,6 +118,8 @@ def decode_record(record: dict[str, Any], position: int, mappings: Mappings) -> 
         source = mappings.for_dynamodb_table(table_name)
         if source is None:
             return Reject(position, f"no mapping for DynamoDB table {table_name!r}", table_name)
+        if UNREADABLE_FIELD in record:
+            return Reject(position, str(record[UNREADABLE_FIELD]), table_name)
         dynamodb = record["dynamodb"]
         if dynamodb.get("StreamViewType") in UNUSABLE_VIEW_TYPES:
             check_view_type(dynamodb["StreamViewType"], f"table {table_name}")

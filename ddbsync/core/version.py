@@ -20,6 +20,7 @@ TIE_SPAN = 10**129  # room for the tie-breaker: a Kinesis sequence number has up
 MICROSECONDS = 10**6
 SECOND = MICROSECONDS * TIE_SPAN  # one second on the version scale
 VERSION_FIELD = "ddbsyncVersion"  # a record ddbsync built itself (an export line) carries its version here
+UNREADABLE_FIELD = "ddbsyncUnreadable"  # ... or why it holds no change at all (the decode rejects it)
 
 
 class VersionError(ValueError):
@@ -52,9 +53,20 @@ def record_version(record: dict[str, Any]) -> int:
     given = record.get(VERSION_FIELD)
     if given is None:
         return stream_version(record["dynamodb"])
-    if type(given) is not str or not given.lstrip("-").isdigit():
-        raise VersionError(f"{VERSION_FIELD} {given!r} is not a whole number")
-    return int(given)
+    if type(given) is not int:
+        raise VersionError(given if isinstance(given, str) else f"{VERSION_FIELD} {given!r} is not a whole number")
+    return given
+
+
+def stored_version(expression: str) -> str:
+    """SQL for a stored version on today's scale, whatever scale it was written on.
+
+    Versions written before the microsecond scale (second x 10^40 + sequence number, all below
+    10^100; every version since is above 10^135) are read as the same change on the new scale, so
+    the replicator compares correctly before, during and after the migration that rewrites them.
+    """
+    e = expression
+    return f"(CASE WHEN {e} < 1e100 THEN div({e}, 1e40) * 1e135 + mod({e}, 1e40) ELSE {e} END)"
 
 
 def snapshot_version(export_time: datetime | float) -> int:

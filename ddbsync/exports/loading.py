@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from ddbsync.core.backfill import Backfill, FileResult
 from ddbsync.core.batch import Replicator
-from ddbsync.exports.manifest import DataFile, ExportSummary, parse_files, parse_summary
+from ddbsync.exports.manifest import DataFile, ExportSummary, FileRefused, parse_files, parse_summary
 from ddbsync.exports.s3 import S3Exports
 
 FILE_WAIT_SECONDS = 600.0  # how long the CLI waits for a database that went away, per file
@@ -32,6 +32,7 @@ class BackfillReport:
     deleted: int = 0
     rejected: int = 0
     ignored: int = 0
+    refused: list[str] = field(default_factory=list)  # files that failed their checks: why, naming each
     finished: bool = False
     seconds: float = 0.0
     results: list[FileResult] = field(default_factory=list)
@@ -58,7 +59,11 @@ def load_export(
     on_items: Callable[[int], None] | None = None,
     on_file: Callable[[FileResult], None] | None = None,
 ) -> BackfillReport:
-    """Load every data file not yet in, then finish the export (deletes of a full export included)."""
+    """Load every data file not yet in, then finish the export (deletes of a full export included).
+
+    A file that fails its checks is refused (nothing of it loads) and the others still load; the
+    export is finished only once every file is in, so its deletes wait for a good copy of that file.
+    """
     started = time.perf_counter()
     backfill = Backfill(replicator, summary, len(data_files), force=force)
     loaded = backfill.begin()
@@ -68,7 +73,11 @@ def load_export(
             result = FileResult(data_file.key, skipped=True)
         else:
             deadline = time.monotonic() + FILE_WAIT_SECONDS
-            result = backfill.load_file(data_file, exports.opener(summary, data_file), deadline, on_items)
+            try:
+                result = backfill.load_file(data_file, exports.opener(summary, data_file), deadline, on_items)
+            except FileRefused as refused:
+                report.refused.append(str(refused))
+                continue
         report.add(result)
         if on_file is not None:
             on_file(result)

@@ -3,16 +3,17 @@
 The gzip is read in chunks and decompressed as it goes, so memory stays flat whatever the file's
 size; the checks can only finish at the end, so the caller loads inside a transaction and commits
 only once the iterator has ended without `FileRefused`. Written by hand because the checks are
-DynamoDB's manifest contract; gzip, hashlib and json do the work.
+DynamoDB's manifest contract; gzip, hashlib and orjson do the work.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import zlib
 from typing import Any, BinaryIO, Iterator
+
+import orjson
 
 from ddbsync.exports.manifest import DataFile, FileRefused
 
@@ -46,8 +47,8 @@ def verified_lines(raw: BinaryIO, data_file: DataFile, where: str) -> Iterator[d
                     continue
                 count += 1
                 try:
-                    yield json.loads(line)
-                except ValueError:
+                    yield orjson.loads(line)  # several times json's speed on these small documents
+                except orjson.JSONDecodeError:
                     raise FileRefused(f"{where}: line {count} is not JSON; the file is damaged") from None
         source.drain()
     except (EOFError, OSError, zlib.error) as error:

@@ -141,7 +141,7 @@ def _redrive_message(
         report.gone.append(
             f"{table}: records {info['startSequenceNumber']}..{info['endSequenceNumber']} of shard "
             f"{info['shardId']} are no longer in the stream ({error.response['Error']['Code']}); "
-            f"reload the table from an export: ddbsync backfill --table {table}"
+            f"reload the table from an export: ddbsync backfill --table {table} --start"
         )
         return True
     for chunk in _chunks(records, batch_size):

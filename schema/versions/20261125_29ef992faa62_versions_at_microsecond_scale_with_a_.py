@@ -27,32 +27,43 @@ depends_on: Union[str, Sequence[str], None] = None
 OLD_SECOND = "1e40::numeric"  # second x 10^40 + sequence number
 NEW_SECOND = "1e135::numeric"  # (second x 10^6 microseconds) x 10^129 + tie-breaker
 NEW_TIE = "1e129::numeric"
+OLD_SCALE_BELOW = "1e100::numeric"  # old versions are below 10^50 for millennia; new ones above 10^135
 
 
 def _version_columns() -> list[tuple[str, str]]:
     """Every (table, column) holding a version: each mapped table's, the tombstones', the rejects'."""
     rows = op.get_bind().execute(
         sa.text(
-            "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND ("
-            "column_name = '_ddb_version' OR (table_name IN ('ddbsync_tombstones', 'ddbsync_rejects') "
-            "AND column_name = 'version'))"
+            "SELECT c.table_name, c.column_name FROM information_schema.columns AS c "
+            "JOIN information_schema.tables AS t USING (table_schema, table_name) "
+            "WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE' AND ("
+            "c.column_name = '_ddb_version' OR (c.table_name IN ('ddbsync_tombstones', 'ddbsync_rejects') "
+            "AND c.column_name = 'version'))"
         )
     )
     return [(table, column) for table, column in rows]
 
 
-def _rescale(expression: str) -> None:
-    """Set every version column to `expression` of itself (`{v}` stands for the column)."""
+def _rescale(expression: str, where: str) -> None:
+    """Set every version column to `expression` of itself where `where` holds (`{v}` stands for the column).
+
+    Only tables (a user's view over a mapped table would pass the update on to it a second time), and
+    only versions still on the scale being left: the replicator reads either scale right
+    (`ddbsync.core.version.stored_version`), so rows it wrote on the new one before this ran stay as they are.
+    """
     for table, column in _version_columns():
-        op.execute(f'UPDATE "{table}" SET "{column}" = ' + expression.format(v=f'"{column}"'))
+        v = f'"{column}"'
+        op.execute(f'UPDATE "{table}" SET {v} = {expression.format(v=v)} WHERE {where.format(v=v)}')
 
 
 def upgrade() -> None:
     """Upgrade schema."""
-    _rescale(f"div({{v}}, {OLD_SECOND}) * {NEW_SECOND} + mod({{v}}, {OLD_SECOND})")
+    _rescale(f"div({{v}}, {OLD_SECOND}) * {NEW_SECOND} + mod({{v}}, {OLD_SECOND})", f"{{v}} < {OLD_SCALE_BELOW}")
 
 
 def downgrade() -> None:
     """Downgrade schema: microseconds within a second are lost, and so is a tie-breaker wider than 40 digits."""
-    _rescale(f"div({{v}}, {NEW_SECOND}) * {OLD_SECOND} + mod(mod({{v}}, {NEW_TIE}), {OLD_SECOND})")
+    _rescale(
+        f"div({{v}}, {NEW_SECOND}) * {OLD_SECOND} + mod(mod({{v}}, {NEW_TIE}), {OLD_SECOND})",
+        f"{{v}} >= {OLD_SCALE_BELOW}",
+    )

@@ -170,9 +170,13 @@ def test_upgrading_moves_stored_versions_to_microseconds_keeping_which_change_wi
     # way (second x 10^40 + sequence number), one row loaded from a snapshot just below second 2000
     assert alembic(ROOT, empty_database, "upgrade", "4de93d30718f").returncode == 0
     old = {1: 1000 * 10**40 + 500, 2: 2000 * 10**40 - 1}
+    new_code = stream_version({"ApproximateCreationDateTime": 3000, "SequenceNumber": "9"})
     with psycopg2.connect(empty_database) as connection, connection.cursor() as cursor:
-        for item, version in old.items():
+        for item, version in {**old, 3: new_code}.items():  # 3: written by the new code before the migration ran
             cursor.execute("INSERT INTO employees (id, name, _ddb_version) VALUES (%s, 'before', %s)", (item, version))
+        # and a user's views over the table: one PostgreSQL would update through, one it cannot
+        cursor.execute("CREATE VIEW all_employees AS SELECT * FROM employees")
+        cursor.execute("CREATE VIEW versions AS SELECT max(_ddb_version) AS _ddb_version FROM employees")
         cursor.execute(
             "INSERT INTO ddbsync_tombstones (table_name, item_key, version) VALUES ('employees', 'k', %s)",
             (1500 * 10**40 + 7,),
@@ -181,10 +185,15 @@ def test_upgrading_moves_stored_versions_to_microseconds_keeping_which_change_wi
     # When it is upgraded
     upgraded = alembic(ROOT, empty_database, "upgrade", "head")
     assert upgraded.returncode == 0, upgraded.stderr
-    # Then stored versions read as the stream records they came from ...
+    # Then stored versions read as the stream records they came from, each rescaled once ...
     with psycopg2.connect(empty_database) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT version FROM ddbsync_tombstones")
         assert cursor.fetchone()[0] == stream_version({"ApproximateCreationDateTime": 1500, "SequenceNumber": "7"})
+        cursor.execute("SELECT _ddb_version FROM employees WHERE id IN (1, 3) ORDER BY id")
+        assert [v for (v,) in cursor.fetchall()] == [
+            stream_version({"ApproximateCreationDateTime": 1000, "SequenceNumber": "500"}),
+            new_code,
+        ]
     connection.close()
     # ... and a stream record decides against them as it did before: of second 1000, an older
     # sequence number loses and a newer one wins; any record of second 2000 beats the snapshot row
@@ -200,5 +209,30 @@ def test_upgrading_moves_stored_versions_to_microseconds_keeping_which_change_wi
     assert outcome == [0, 1, 1]
     with psycopg2.connect(empty_database) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT id, name FROM employees ORDER BY id")
-        assert cursor.fetchall() == [(1, "newer"), (2, "stream")]
+        assert cursor.fetchall() == [(1, "newer"), (2, "stream"), (3, "before")]
     connection.close()
+
+
+def test_the_replicator_compares_right_against_versions_not_yet_migrated(empty_database):
+    # Given rows on the old scale (the new code deployed, the migration not run yet)
+    assert alembic(ROOT, empty_database, "upgrade", "4de93d30718f").returncode == 0
+    with psycopg2.connect(empty_database) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO employees (id, name, _ddb_version) VALUES (1, 'stored', %s)", (1000 * 10**40 + 500,)
+        )
+        cursor.execute(
+            "INSERT INTO ddbsync_tombstones (table_name, item_key, version) VALUES ('employees', %s, %s)",
+            (hashlib.sha256(b"2").hexdigest(), 1000 * 10**40 + 500),
+        )
+    connection.close()
+    # When records of the same second, older and newer, arrive
+    table = ModelTable("Employees", ("Id",))
+    replicator = Replicator(load_mappings(), lambda: connect(empty_database))
+    outcome = []
+    for item, sequence, name in [(1, 400, "older"), (2, 400, "older"), (1, 600, "newer"), (2, 600, "newer")]:
+        record = table.put({"Id": item, "empName": name})
+        record["dynamodb"].update(ApproximateCreationDateTime=1000, SequenceNumber=str(sequence))
+        outcome.append(replicator.process([record]).counts.upserted)
+    replicator.close()
+    # Then the older ones lose to the stored row and tombstone, the newer ones win
+    assert outcome == [0, 0, 1, 1]
