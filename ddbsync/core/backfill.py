@@ -36,7 +36,7 @@ from ddbsync.core.rejects import write_rejects
 from ddbsync.core.version import UNREADABLE_FIELD, VERSION_FIELD, snapshot_version, write_time_version
 from ddbsync.exports.manifest import DataFile, ExportError, ExportSummary, FileRefused
 from schema.metadata import EXPORT_FILES_TABLE, EXPORTS_TABLE, REJECTS_TABLE, TOMBSTONES_TABLE, VERSION_COLUMN
-from schema.model import SourceTable, TableMapping
+from schema.model import TableMapping
 from schema.types import canonical_number
 
 logger = logging.getLogger(__name__)
@@ -77,19 +77,17 @@ def _source_arn(table_name: str) -> str:
     return f"arn:aws:dynamodb:::table/{table_name}/export"
 
 
-def export_records(lines: Iterable[dict[str, Any]], summary: ExportSummary, source: SourceTable) -> Iterator[dict]:
+def export_records(lines: Iterable[dict[str, Any]], summary: ExportSummary) -> Iterator[dict]:
     """Each export line as the stream record of the change it stands for, versioned by the export."""
     arn = _source_arn(summary.table_name)
     if not summary.incremental:
         version = snapshot_version(summary.export_time)
-        key_names = source.key_names
-        for line in lines:
+        for line in lines:  # no `Keys`: an INSERT's item holds them (a reject finds them there)
             item = line.get("Item") if isinstance(line, dict) else None
             if not isinstance(item, dict):
                 yield _unreadable(arn, line, "export line holds no Item")
                 continue
-            dynamodb = {"Keys": {k: item[k] for k in key_names if k in item}, "NewImage": item}
-            yield {"eventName": "INSERT", "eventSourceARN": arn, "dynamodb": dynamodb, VERSION_FIELD: version}
+            yield {"eventName": "INSERT", "eventSourceARN": arn, "dynamodb": {"NewImage": item}, VERSION_FIELD: version}
         return
     # A line's WriteTime orders it; in the window's last second it stays below that second, as a full
     # export's rows do, since stream versions count whole seconds: a change after the window must win.
@@ -266,7 +264,7 @@ class Backfill:
         with connection.cursor() as cursor:
             applier.create_stages(cursor, self.entities, FILE_STAGE)
             applier.clear_stages(cursor, self.entities, FILE_STAGE)
-            for records in _chunks(export_records(open_lines(), self.summary, self.source), self.chunk):
+            for records in _chunks(export_records(open_lines(), self.summary), self.chunk):
                 batch = decode_batch(records, replicator.mappings)
                 for table, changes in by_table(batch.changes):
                     applier.copy_to_stage(cursor, table, changes, FILE_STAGE)  # autocommit: no snapshot held
@@ -326,7 +324,7 @@ class Backfill:
         """The file chunk by chunk through the stream's apply, which rejects a refused row and keeps the rest."""
         replicator = self.replicator
         counts, late_rejects = ApplyCounts(), []
-        for records in _chunks(export_records(open_lines(), self.summary, self.source), self.chunk):
+        for records in _chunks(export_records(open_lines(), self.summary), self.chunk):
             batch = decode_batch(records, replicator.mappings)
             batch = DecodedBatch(batch.history, batch.changes, [], batch.ignored)  # its rejects are staged
             part, late = replicator.apply_in_transaction(cursor, batch, records)

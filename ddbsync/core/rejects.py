@@ -59,6 +59,8 @@ def identified(reject: RejectedRecord, mappings: Mappings) -> RejectedRecord:
     except ValueError:
         version = None
     keys = dynamodb.get("Keys")
+    if keys is None and isinstance(dynamodb.get("NewImage"), dict):
+        keys = dynamodb["NewImage"]  # a record built from an export line: the item holds its key
     sql_table = key = None
     # The item's key as a REMOVE of it would find its row; its image tells the entity where an
     # attribute does (the record's own image: the state the reject is about).
