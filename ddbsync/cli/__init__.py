@@ -1,4 +1,4 @@
-"""The `ddbsync` command: the local stack, the demo, backfills, the rejects and the re-drive.
+"""The `ddbsync` command: the local stack, the demo, exports and backfills, the rejects and the re-drive.
 
 One module per verb group; this one parses the arguments and prints a problem the user can fix as
 one line (exit status 2), never a traceback.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ddbsync.cli.export import add_export_parser
 from ddbsync.cli.output import CommandError
 
 
@@ -54,6 +55,7 @@ def parser() -> argparse.ArgumentParser:
         "--on-aws", action="store_true", help="hand the data files to the stack's backfill function instead"
     )
     backfill.add_argument("--queue", help="with --on-aws: the queue (default $DDBSYNC_BACKFILL_QUEUE)")
+    add_export_parser(commands)
     local = commands.add_parser("local", help="the local stack: moto server + PostgreSQL + stream runners")
     actions = local.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = actions.add_parser("up", help="start the stack and replicate until stopped (Ctrl-C or `local down`)")
@@ -77,6 +79,10 @@ def _run(args: argparse.Namespace) -> int:
         from ddbsync.cli.backfill import backfill_command
 
         return backfill_command(args)
+    if args.command == "export":
+        from ddbsync.cli.export import export_command
+
+        return export_command(args)
     if args.command == "demo":
         from ddbsync.local.demo import run_demo
 

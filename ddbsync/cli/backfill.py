@@ -17,7 +17,8 @@ EXPORT_BUCKET_ENV = "DDBSYNC_EXPORT_BUCKET"  # `pulumi stack output exportBucket
 BACKFILL_QUEUE_ENV = "DDBSYNC_BACKFILL_QUEUE"  # `pulumi stack output backfillQueueUrl`
 
 
-def _export_bucket(bucket: str | None) -> str:
+def export_bucket(bucket: str | None) -> str:
+    """The bucket given, else $DDBSYNC_EXPORT_BUCKET, else the running local stack's."""
     state = local_stack_state() or {}
     found = bucket or os.environ.get(EXPORT_BUCKET_ENV) or state.get("export_bucket")
     if not found:
@@ -65,7 +66,7 @@ def backfill_command(args: Namespace) -> int:
         else:
             arn = args.export_arn
             if args.start:
-                arn = exports.start(args.table, _export_bucket(args.bucket), args.prefix)
+                arn = exports.start(args.table, export_bucket(args.bucket), args.prefix)
                 print(f"export {arn} requested; waiting for it", file=sys.stderr)
             bucket, folder = exports.wait(arn) if args.start else exports.folder_of(arn)
         summary = exports.summary(bucket, folder)

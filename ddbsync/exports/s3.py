@@ -25,7 +25,8 @@ from ddbsync.exports.manifest import (
 )
 from ddbsync.exports.reading import verified_lines
 
-WAIT_POLL_SECONDS = 10.0
+WAIT_POLL_SECONDS = 5.0  # the first pause while an export runs ...
+LONGEST_POLL_SECONDS = 60.0  # ... doubling up to this
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -98,6 +99,16 @@ class S3Exports:
                 raise FileRefused(f"s3://{bucket}/{key}: its MD5 is not the one in {checksum_key}")
         return body
 
+    def check_bucket(self, bucket: str) -> None:
+        """Fail at once on a bucket that does not exist (DynamoDB would fail the export only later)."""
+        try:
+            self.s3.head_bucket(Bucket=bucket)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket"):
+                raise ExportError(f"s3://{bucket}: no such bucket") from None
+        except BotoCoreError as error:
+            raise _explained(error, f"s3://{bucket}") from None
+
     def summary(self, bucket: str, folder: str) -> ExportSummary:
         key = folder + SUMMARY
         summary = parse_summary(self._checked(bucket, key), f"s3://{bucket}/{key}")
@@ -137,7 +148,8 @@ class S3Exports:
         if status == "IN_PROGRESS":
             raise ExportError(f"export {export_arn} is still IN_PROGRESS: wait for it (or use --start, which waits)")
         if status == "FAILED":
-            reason = description.get("FailureMessage") or description.get("FailureCode") or "no reason given"
+            code, message = description.get("FailureCode"), description.get("FailureMessage")
+            reason = ": ".join(part for part in (code, message) if part) or "no reason given"
             raise ExportError(f"export {export_arn} FAILED: {reason}")
         manifest = description.get("ExportManifest") or ""
         folder = manifest.rsplit("/", 1)[0] + "/" if "/" in manifest else ""
@@ -145,8 +157,20 @@ class S3Exports:
             raise ExportError(f"export {export_arn} names no manifest; is it finished?")
         return description["S3Bucket"], folder
 
-    def start(self, table: str, bucket: str, prefix: str | None, export_time: datetime | None = None) -> str:
-        """Request a full export of `table` (DynamoDB JSON) into `bucket`/`prefix`; its ARN."""
+    def start(
+        self,
+        table: str,
+        bucket: str,
+        prefix: str | None,
+        export_time: datetime | None = None,
+        window: tuple[datetime, datetime] | None = None,
+        kms_key: str | None = None,
+    ) -> str:
+        """Request an export of `table` (DynamoDB JSON) into `bucket`/`prefix`; its ARN.
+
+        A full export as of `export_time` (default: now), or with `window` (from, to) an incremental one
+        with new and old images. With `kms_key` the objects are encrypted with that key (SSE-KMS).
+        """
         try:
             arn = self.dynamodb.describe_table(TableName=table)["Table"]["TableArn"]
             request: dict[str, Any] = {"TableArn": arn, "S3Bucket": bucket, "ExportFormat": "DYNAMODB_JSON"}
@@ -154,17 +178,40 @@ class S3Exports:
                 request["S3Prefix"] = prefix.strip("/")
             if export_time is not None:
                 request["ExportTime"] = export_time
+            if window is not None:
+                request["ExportType"] = "INCREMENTAL_EXPORT"
+                request["IncrementalExportSpecification"] = {
+                    "ExportFromTime": window[0],
+                    "ExportToTime": window[1],
+                    "ExportViewType": "NEW_AND_OLD_IMAGES",
+                }
+            if kms_key:
+                request.update(S3SseAlgorithm="KMS", S3SseKmsKeyId=kms_key)
             return self.dynamodb.export_table_to_point_in_time(**request)["ExportDescription"]["ExportArn"]
         except (ClientError, BotoCoreError) as error:
             raise _explained(error, f"export of {table} into s3://{bucket}") from None
 
-    def wait(self, export_arn: str, timeout: float = 6 * 3600, poll: float = WAIT_POLL_SECONDS) -> tuple[str, str]:
-        """Wait for an export to finish (exports take minutes to hours); its bucket and folder."""
-        deadline = time.monotonic() + timeout
+    def wait(
+        self,
+        export_arn: str,
+        timeout: float = 6 * 3600,
+        poll: float = WAIT_POLL_SECONDS,
+        on_poll: Callable[[float], None] | None = None,
+    ) -> tuple[str, str]:
+        """Wait for an export to finish (they take minutes to hours); its bucket and folder.
+
+        Polls `DescribeExport` from `poll` seconds apart, backing off to a minute; `on_poll` gets the
+        seconds waited so far after each poll that found it still running.
+        """
+        started = time.monotonic()
+        pause = poll
         while True:
             try:
                 return self.folder_of(export_arn)
             except ExportError as error:
-                if "IN_PROGRESS" not in str(error) or time.monotonic() > deadline:
+                if "IN_PROGRESS" not in str(error) or time.monotonic() - started > timeout:
                     raise
-            time.sleep(poll)
+            if on_poll is not None:
+                on_poll(time.monotonic() - started)
+            time.sleep(pause)
+            pause = min(pause * 2, LONGEST_POLL_SECONDS)

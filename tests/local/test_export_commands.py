@@ -1,4 +1,4 @@
-"""`ddbsync backfill` against the local stack: the commands a user types, the exports DynamoDB's layout gives.
+"""`ddbsync export` and `ddbsync backfill` against the local stack: the commands a user types, real export layouts.
 
 The local stack's moto server writes real export layouts (manifests, checksums, several gzipped data
 files) and honours the export time; the command reaches it through AWS_ENDPOINT_URL like the AWS CLI.
@@ -6,7 +6,9 @@ files) and honours the export time; the command reaches it through AWS_ENDPOINT_
 
 from __future__ import annotations
 
+import json
 import os
+from datetime import datetime, timezone
 from typing import Any, Iterator
 
 import psycopg2
@@ -48,8 +50,8 @@ def equal_to_dynamodb(stack: LocalStack) -> bool:
     return all(r.equal for r in results)
 
 
-def run(capsys: Any, *args: str) -> tuple[int, str, str]:
-    code = main(["backfill", *args])
+def run(capsys: Any, *args: str, command: str = "backfill") -> tuple[int, str, str]:
+    code = main([command, *args])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -116,3 +118,52 @@ def test_a_damaged_data_file_is_named_and_the_rest_loads(stack, capsys):
     code, _, err = run(capsys, "--table", "Employees", "--export-arn", arn)
     assert code == 1
     assert f"refused s3://{EXPORT_BUCKET}/{keys[0]}" in err and "Traceback" not in err
+
+
+def test_export_waits_and_prints_the_folder_backfill_takes(stack, capsys, tmp_path):
+    put_employees(stack, range(2000, 2050))
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"exportBucket": EXPORT_BUCKET}))
+    code, out, err = run(capsys, "--table", "Employees", "--stack-outputs", str(outputs), "--wait", command="export")
+    assert code == 0, err
+    url = out.strip()
+    today = datetime.now(timezone.utc)
+    assert url.startswith(f"s3://{EXPORT_BUCKET}/Employees/{today:%Y/%m/%d}/AWSDynamoDB/") and url.endswith("/")
+    assert "COMPLETED" in err and f"ddbsync backfill --table Employees --export {url}" in err
+    code, out, _ = run(capsys, "--table", "Employees", "--export", url)
+    assert code == 0 and equal_to_dynamodb(stack)
+
+
+def test_an_incremental_export_of_a_window(stack, capsys):
+    start = datetime.now(timezone.utc)  # within point-in-time recovery's window, which began with the stack
+    put_employees(stack, range(3000, 3010))
+    code, out, err = run(
+        capsys, "--table", "Employees", "--bucket", EXPORT_BUCKET, "--incremental", "--from", start.isoformat(),
+        "--wait", command="export",
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, _ = run(capsys, "--table", "Employees", "--export", out.strip())
+    assert code == 0 and equal_to_dynamodb(stack)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--table", "Employees", "--bucket", "no-such-bucket"], "no such bucket"),
+        (["--table", "NoSuchTable", "--bucket", EXPORT_BUCKET], "no such DynamoDB table"),
+        (["--table", "Employees", "--bucket", EXPORT_BUCKET, "--from", "2026-11-25T00:00:00Z"], "--incremental"),
+    ],
+    ids=["bucket", "table", "window"],
+)
+def test_export_problems_are_one_line(stack, capsys, args, message):
+    code, _, err = run(capsys, *args, command="export")
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_an_export_of_a_table_without_point_in_time_recovery_says_so(stack, capsys):
+    stack.client("dynamodb").create_table(
+        TableName="NoPitr", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+    )  # fmt: skip
+    code, _, err = run(capsys, "--table", "NoPitr", "--bucket", EXPORT_BUCKET, command="export")
+    assert code == 2 and "point-in-time recovery is off" in err
