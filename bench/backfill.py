@@ -12,7 +12,7 @@ manifest with MD5s) to a local folder, then
 and prints items/s of both and their ratio. S3 is left out (the files are read from disk through the
 same verified reader), so the figure is the loader's own.
 
-    python bench/backfill.py [--items 1000000] [--files 8]
+    python bench/backfill.py [--items 1000000] [--files 8] [--workers 1]
     DATABASE_URL=postgresql://... python bench/backfill.py   # an existing server
 """
 
@@ -81,7 +81,7 @@ class LocalExports:
         return lines
 
 
-def backfill_child(url: str, files: list[DataFile], items: int, answer: Any) -> None:
+def backfill_child(url: str, files: list[DataFile], items: int, answer: Any, workers: int = 1) -> None:
     """Run in a fresh process, so its peak resident memory is the loader's."""
     summary = ExportSummary(
         export_arn="arn:aws:dynamodb:us-east-1:123456789012:table/Employees/export/bench",
@@ -95,10 +95,14 @@ def backfill_child(url: str, files: list[DataFile], items: int, answer: Any) -> 
     )
     replicator = Replicator(load_mappings(), lambda: connect(url))
     started = time.perf_counter()
-    report = load_export(replicator, LocalExports(), summary, files)  # type: ignore[arg-type]
+
+    def fresh() -> tuple[Replicator, Any]:
+        return Replicator(load_mappings(), lambda: connect(url)), LocalExports()
+
+    report = load_export(replicator, LocalExports(), summary, files, workers=workers, fresh=fresh)  # type: ignore[arg-type]
     seconds = time.perf_counter() - started
     replicator.close()
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
     answer.send((report.items, report.upserted, seconds, peak_mb))
 
 
@@ -120,9 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=1_000_000, help="items in the export (default 1000000)")
     parser.add_argument("--files", type=int, default=8, help="data files (default 8)")
+    parser.add_argument("--workers", type=int, default=1, help="files loaded at once, as --workers does (default 1)")
     args = parser.parse_args(argv)
-    if args.items <= 0 or args.files <= 0:
-        parser.error("--items and --files take positive numbers")
+    if min(args.items, args.files, args.workers) <= 0:
+        parser.error("--items, --files and --workers take positive numbers")
     server = None if os.environ.get("DATABASE_URL") else PostgresServer().start()
     try:
         url = fresh_database(os.environ.get("DATABASE_URL") or server.url, "ddbsync_bench_backfill")
@@ -132,16 +137,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"export: {args.items:,} items in {args.files} gzipped files, {size_mb:.1f} MB")
             receive, send = multiprocessing.Pipe(duplex=False)
             child = multiprocessing.get_context("fork").Process(
-                target=backfill_child, args=(url, files, args.items, send)
+                target=backfill_child, args=(url, files, args.items, send, args.workers)
             )
             child.start()
             loaded, written, seconds, peak_mb = receive.recv()
             child.join()
         rate = loaded / seconds
         raw = raw_copy_rate(url, copy_text(args.items), args.items)
-        print(f"backfill (gzip, MD5, decode, COPY, version-guarded merge, ledger): {rate:,.0f} items/s")
+        print(
+            f"backfill, {args.workers} worker(s) (gzip, MD5, decode, COPY, guarded merge, ledger): {rate:,.0f} items/s"
+        )
         print(f"raw COPY of the same rows into an empty table:                     {raw:,.0f} rows/s")
-        print(f"ratio: {rate / raw:.2f}x raw COPY; {written:,} rows written; loader peak memory {peak_mb:.0f} MB")
+        print(f"ratio: {rate / raw:.2f}x raw COPY; {written:,} rows written; peak memory per process {peak_mb:.0f} MB")
     finally:
         if server is not None:
             server.stop()

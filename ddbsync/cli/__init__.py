@@ -7,6 +7,7 @@ one line (exit status 2), never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ddbsync.cli.export import add_export_parser
@@ -55,6 +56,12 @@ def parser() -> argparse.ArgumentParser:
         "--on-aws", action="store_true", help="hand the data files to the stack's backfill function instead"
     )
     backfill.add_argument("--queue", help="with --on-aws: the queue (default $DDBSYNC_BACKFILL_QUEUE)")
+    backfill.add_argument(
+        "--workers",
+        type=_positive,
+        default=min(4, os.cpu_count() or 1),
+        help="data files loaded at once, a process and a database connection each (default: cores, at most 4)",
+    )
     add_export_parser(commands)
     local = commands.add_parser("local", help="the local stack: moto server + PostgreSQL + stream runners")
     actions = local.add_subparsers(dest="action", required=True, metavar="ACTION")

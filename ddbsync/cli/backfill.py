@@ -75,23 +75,35 @@ def backfill_command(args: Namespace) -> int:
         data_files = exports.data_files(summary)
         if args.on_aws:
             return _hand_to_aws(args.queue, summary, data_files, args.force)
-        return _load_here(exports, summary, data_files, args.force)
+        return _load_here(exports, summary, data_files, args.force, args.workers)
     except ExportError as error:
         raise CommandError(str(error)) from None
 
 
-def _load_here(exports: Any, summary: Any, data_files: list, force: bool) -> int:
+def _load_here(exports: Any, summary: Any, data_files: list, force: bool, workers: int) -> int:
     import psycopg2
 
     from ddbsync.core.errors import describe
-    from ddbsync.exports.loading import load_export
+    from ddbsync.exports.loading import LoaderFailed, load_export
+    from ddbsync.exports.s3 import S3Exports
 
     replicator = operator_replicator()
     bar, on_file = _progress(summary.item_count)
     try:
         report = load_export(
-            replicator, exports, summary, data_files, force, on_items=bar.update if bar else None, on_file=on_file
+            replicator,
+            exports,
+            summary,
+            data_files,
+            force,
+            on_items=bar.update if bar else None,
+            on_file=on_file,
+            workers=workers,
+            fresh=lambda: (operator_replicator(), S3Exports()),
         )
+    except LoaderFailed as error:
+        print(f"ddbsync backfill: stopped at {error}; re-run to resume (loaded files are skipped)", file=sys.stderr)
+        return 1
     except psycopg2.Error as error:
         print(f"ddbsync backfill: database error: {describe(error)}; re-run to resume", file=sys.stderr)
         return 1

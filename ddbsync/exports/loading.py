@@ -9,9 +9,11 @@ only its one data file.
 from __future__ import annotations
 
 import json
+import multiprocessing
+import queue
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 from ddbsync.core.backfill import Backfill, FileResult
 from ddbsync.core.batch import Replicator
@@ -50,6 +52,10 @@ class BackfillReport:
         self.ignored += result.ignored
 
 
+class LoaderFailed(Exception):
+    """A parallel loader stopped on an error that is not the file's fault; its message says which file and why."""
+
+
 def load_export(
     replicator: Replicator,
     exports: S3Exports,
@@ -58,34 +64,115 @@ def load_export(
     force: bool = False,
     on_items: Callable[[int], None] | None = None,
     on_file: Callable[[FileResult], None] | None = None,
+    workers: int = 1,
+    fresh: Callable[[], tuple[Replicator, S3Exports]] | None = None,
 ) -> BackfillReport:
     """Load every data file not yet in, then finish the export (deletes of a full export included).
 
     A file that fails its checks is refused (nothing of it loads) and the others still load; the
     export is finished only once every file is in, so its deletes wait for a good copy of that file.
+    With `workers` above 1 (and `fresh` making each worker its own replicator and reader), files load
+    in that many processes at once: decoding is Python's work and takes a core each, while the
+    merges take turns (each locks its tables for its moment).
     """
     started = time.perf_counter()
     backfill = Backfill(replicator, summary, len(data_files), force=force)
     loaded = backfill.begin()
     report = BackfillReport()
+    todo = [f for f in data_files if f.key not in loaded]
     for data_file in data_files:
         if data_file.key in loaded:
-            result = FileResult(data_file.key, skipped=True)
-        else:
-            deadline = time.monotonic() + FILE_WAIT_SECONDS
-            try:
-                result = backfill.load_file(data_file, exports.opener(summary, data_file), deadline, on_items)
-            except FileRefused as refused:
-                report.refused.append(str(refused))
-                continue
-        report.add(result)
+            report.add(FileResult(data_file.key, skipped=True))
+            if on_file is not None:
+                on_file(report.results[-1])
+    if workers > 1 and fresh is not None and len(todo) > 1:
+        outcomes: Iterable[FileResult | str] = _in_parallel(fresh, summary, todo, force, workers, on_items)
+    else:
+        outcomes = (_load_one(backfill, exports, summary, data_file, on_items) for data_file in todo)
+    for outcome in outcomes:
+        if isinstance(outcome, str):
+            report.refused.append(outcome)
+            continue
+        report.add(outcome)
         if on_file is not None:
-            on_file(result)
+            on_file(outcome)
     deleted = backfill.finish(time.monotonic() + FILE_WAIT_SECONDS)
     report.finished = deleted is not None
     report.deleted += deleted or 0
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _load_one(
+    backfill: Backfill,
+    exports: S3Exports,
+    summary: ExportSummary,
+    data_file: DataFile,
+    on_items: Callable[[int], None] | None,
+) -> FileResult | str:
+    """One file's result, or why it was refused."""
+    deadline = time.monotonic() + FILE_WAIT_SECONDS
+    try:
+        return backfill.load_file(data_file, exports.opener(summary, data_file), deadline, on_items)
+    except FileRefused as refused:
+        return str(refused)
+
+
+def _in_parallel(
+    fresh: Callable[[], tuple[Replicator, S3Exports]],
+    summary: ExportSummary,
+    todo: list[DataFile],
+    force: bool,
+    workers: int,
+    on_items: Callable[[int], None] | None,
+) -> Iterator[FileResult | str]:
+    """Load `todo` in `workers` forked processes, each with its own connection; results as they come.
+
+    Forked, so nothing is pickled but the files and the results; a worker leaves with `os._exit`
+    (multiprocessing's way), so the connection it inherited from this process is never closed by it.
+    """
+    context = multiprocessing.get_context("fork")
+    files, results = context.Queue(), context.Queue()
+    for data_file in todo:
+        files.put(data_file)
+    total = len(todo)
+
+    def work() -> None:
+        replicator, exports = fresh()
+        backfill = Backfill(replicator, summary, total, force=force)
+        while True:
+            try:
+                data_file = files.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                outcome = _load_one(backfill, exports, summary, data_file, lambda n: results.put(("items", n)))
+                results.put(("file", outcome))
+            except BaseException as error:  # the parent stops and says why; the ledger keeps what is in
+                results.put(("failed", f"{data_file.key}: {type(error).__name__}: {error}"))
+                break
+        replicator.close()
+
+    processes = [context.Process(target=work, daemon=True) for _ in range(min(workers, total))]
+    for process in processes:
+        process.start()
+    try:
+        finished = 0
+        while finished < total:
+            kind, payload = results.get()
+            if kind == "items":
+                if on_items is not None:
+                    on_items(payload)
+                continue
+            if kind == "failed":
+                raise LoaderFailed(payload)
+            finished += 1
+            yield payload
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
 
 
 def queue_messages(summary: ExportSummary, data_files: list[DataFile], force: bool = False) -> list[str]:

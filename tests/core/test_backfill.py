@@ -439,3 +439,20 @@ def test_an_incremental_update_without_its_old_image_moves_the_item_between_enti
     replicator.close()
     assert rows(sql, "SELECT id FROM open_things") == []
     assert rows(sql, "SELECT id, size FROM closed_things") == [("1", 2)]
+
+
+def test_files_load_in_parallel_workers_each_once(database, mappings, s3, sql):
+    items = [{"Id": i, "empName": f"n{i}"} for i in range(1, 3001)]
+    exports, summary, files = export(s3, "Employees", split(full_lines(items), 5), NOW - timedelta(minutes=1))
+    replicator = Replicator(mappings, lambda: connect(database))
+    counted = []
+
+    def fresh() -> tuple[Replicator, S3Exports]:
+        reader = S3Exports(s3=boto3.client("s3", region_name="us-east-1"))
+        return Replicator(mappings, lambda: connect(database)), reader
+
+    report = load_export(replicator, exports, summary, files, on_items=counted.append, workers=3, fresh=fresh)
+    replicator.close()
+    assert report.finished and report.files == len(files) and report.items == len(items) == sum(counted)
+    assert equal(sql, mappings, "Employees", items)
+    assert rows(sql, "SELECT count(*) FROM ddbsync_export_files") == [(len(files),)]
