@@ -112,3 +112,17 @@ def sql(database: str) -> Iterator[psycopg2.extensions.connection]:
     connection.autocommit = True
     yield connection
     connection.close()
+
+
+@pytest.fixture
+def s3() -> Iterator[object]:
+    """S3 in moto, in process, with the bucket tests write exports to (`tests.exports.BUCKET`)."""
+    import boto3
+    from moto import mock_aws
+
+    from tests.exports import BUCKET
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield client

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Iterable
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
+BUCKET = "exports"  # the bucket of the `s3` fixture (tests/conftest.py)
 
 
 def gzip_lines(lines: Iterable[dict[str, Any]]) -> bytes:

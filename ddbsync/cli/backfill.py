@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from argparse import Namespace
+from datetime import datetime, timezone
 from typing import Any
 
 from ddbsync.cli.output import CommandError, local_stack_state, operator_replicator
@@ -66,7 +67,8 @@ def backfill_command(args: Namespace) -> int:
         else:
             arn = args.export_arn
             if args.start:
-                arn = exports.start(args.table, export_bucket(args.bucket), args.prefix)
+                prefix = args.prefix or f"{args.table}/{datetime.now(timezone.utc):%Y/%m/%d}"
+                arn = exports.start(args.table, export_bucket(args.bucket), prefix)
                 print(f"export {arn} requested; waiting for it", file=sys.stderr)
             bucket, folder = exports.wait(arn) if args.start else exports.folder_of(arn)
         summary = exports.summary(bucket, folder)

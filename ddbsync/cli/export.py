@@ -65,8 +65,8 @@ def export_command(args: Namespace) -> int:
     from ddbsync.exports.manifest import ExportError
     from ddbsync.exports.s3 import S3Exports
 
-    if args.incremental != (args.start is not None):
-        raise CommandError("--incremental takes --from (and --to, default now); --from goes only with --incremental")
+    if args.incremental != (args.start is not None) or (args.end is not None and not args.incremental):
+        raise CommandError("--incremental takes --from (and --to, default now); --from and --to go only with it")
     if args.incremental and args.time is not None:
         raise CommandError("--time is for a full export; an incremental one takes --from and --to")
     now = datetime.now(timezone.utc)

@@ -33,7 +33,13 @@ from ddbsync.core.connection import transaction
 from ddbsync.core.decode import Change, item_key
 from ddbsync.core.errors import ErrorKind, describe, error_kind
 from ddbsync.core.rejects import write_rejects
-from ddbsync.core.version import UNREADABLE_FIELD, VERSION_FIELD, snapshot_version, write_time_version
+from ddbsync.core.version import (
+    UNREADABLE_FIELD,
+    VERSION_FIELD,
+    snapshot_version,
+    stored_version,
+    write_time_version,
+)
 from ddbsync.exports.manifest import DataFile, ExportError, ExportSummary, FileRefused
 from schema.metadata import EXPORT_FILES_TABLE, EXPORTS_TABLE, REJECTS_TABLE, TOMBSTONES_TABLE, VERSION_COLUMN
 from schema.model import TableMapping
@@ -202,28 +208,40 @@ class Backfill:
         """
         result = FileResult(data_file.key)
         staged: _Staged | None = None
+        counted = [0]  # items reported to `on_items` by the stagings so far
+
+        def count(items: int) -> None:
+            counted[0] += items
+            if on_items is not None:
+                on_items(items)
 
         def attempt(tries: int) -> FileResult:
             nonlocal staged
             result.attempts = tries
             if staged is None or staged.connection is not self.replicator.connection():
+                staged = None
                 if self._is_loaded(data_file):
                     return replace(result, skipped=True)
-                if on_items is not None and staged is not None:
-                    on_items(-staged.items)  # the staged items are counted again
-                staged = self._stage(open_lines, on_items)
+                count(-counted[0])  # a staging begins again: its items are counted again
+                staged = self._stage(open_lines, count)
             return self._merge(data_file, staged, result, open_lines)
 
-        # A serialization failure keeps the stage: only the merge is tried again.
-        return self._waiting(
-            attempt, deadline, keeps_connection=lambda: staged is not None and not staged.connection.closed
-        )
+        def keeps_stage(error: BaseException) -> bool:
+            """A serialization failure or deadlock keeps the stage: only the merge is tried again.
+
+            Anything else that waits (a read-only instance after a failover, a lost connection) needs
+            a new connection, and the file is staged again on it.
+            """
+            code = getattr(error, "pgcode", None) or ""
+            return staged is not None and not staged.connection.closed and code.startswith("40")
+
+        return self._waiting(attempt, deadline, keeps_stage)
 
     def _waiting(
         self,
         attempt: Callable[[int], Any],
         deadline: float | None,
-        keeps_connection: Callable[[], bool] = lambda: False,
+        keeps_connection: Callable[[BaseException], bool] = lambda error: False,
     ) -> Any:
         """`attempt(try number)` until it succeeds; an error that may pass waits with backoff until `deadline`."""
         tries = 0
@@ -233,7 +251,7 @@ class Backfill:
                 return attempt(tries)
             except BaseException as error:
                 waits = error_kind(error) is ErrorKind.WAIT
-                if not waits or not keeps_connection():
+                if not waits or not keeps_connection(error):
                     self.replicator.discard()
                 if not waits:
                     raise
@@ -263,6 +281,7 @@ class Backfill:
         staged = _Staged(connection)
         with connection.cursor() as cursor:
             applier.create_stages(cursor, self.entities, FILE_STAGE)
+            applier.create_stages(cursor, self.entities)  # for isolating a refused value, if it comes to that
             applier.clear_stages(cursor, self.entities, FILE_STAGE)
             for records in _chunks(export_records(open_lines(), self.summary), self.chunk):
                 batch = decode_batch(records, replicator.mappings)
@@ -359,15 +378,20 @@ class Backfill:
         Returns the rows deleted, or None while files are missing. Safe to call any number of times,
         from any number of loaders: the deletes are version-guarded like any other.
         """
-        with self.replicator.connection().cursor() as cursor:
-            if len(self._loaded(cursor)) < self.data_files:
-                return None
-            cursor.execute(
-                f"SELECT deleted FROM {EXPORTS_TABLE} WHERE export_arn = %s AND finished_at IS NOT NULL",
-                (self.summary.export_arn,),
-            )
-            done = cursor.fetchone()
-        if done is not None:  # finished before: by another loader, or an earlier run
+
+        def state(tries: int) -> tuple[int, bool]:
+            with self.replicator.connection().cursor() as cursor:
+                loaded = len(self._loaded(cursor))
+                cursor.execute(
+                    f"SELECT 1 FROM {EXPORTS_TABLE} WHERE export_arn = %s AND finished_at IS NOT NULL",
+                    (self.summary.export_arn,),
+                )
+                return loaded, cursor.fetchone() is not None
+
+        loaded, done = self._waiting(state, deadline)  # after a long load this connection may have died idle
+        if loaded < self.data_files:
+            return None
+        if done:  # finished before: by another loader, or an earlier run
             return 0
         deleted = 0
         if not self.summary.incremental:
@@ -396,13 +420,15 @@ class Backfill:
         rejects = quote_ident(REJECTS_TABLE)
         with self.replicator.connection().cursor() as cursor:
             cursor.execute(
-                f"SELECT {columns} FROM {quote_ident(table.sql_table)} WHERE {quote_ident(VERSION_COLUMN)} < %s",
+                f"SELECT {columns} FROM {quote_ident(table.sql_table)} "
+                f"WHERE {stored_version(quote_ident(VERSION_COLUMN))} < %s",
                 (version,),
             )
             stale = cursor.fetchall()
             cursor.execute(
-                f"SELECT item_key, max(version) FROM {rejects} WHERE replayed_at IS NULL AND sql_table = %s "
-                "AND item_key IS NOT NULL AND version <= %s GROUP BY item_key",
+                f"SELECT item_key, max({stored_version('version')}) FROM {rejects} "
+                f"WHERE replayed_at IS NULL AND sql_table = %s AND item_key IS NOT NULL "
+                f"AND {stored_version('version')} <= %s GROUP BY item_key",
                 (table.sql_table, version),
             )
             waiting = dict(cursor.fetchall())
@@ -433,7 +459,7 @@ class Backfill:
                 f"INSERT INTO {quote_ident(TOMBSTONES_TABLE)} AS x (table_name, item_key, version) "
                 "SELECT %s, unnest(%s::text[]), %s "
                 "ON CONFLICT (table_name, item_key) DO UPDATE SET version = EXCLUDED.version, deleted_at = now() "
-                "WHERE x.version < EXCLUDED.version",
+                f"WHERE {stored_version('x.version')} < EXCLUDED.version",
                 (table.sql_table, keys, version),
             )
 

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Sequence
 import psycopg2
 import psycopg2.extensions
 
-from ddbsync.core.apply import Applier, ApplyCounts
+from ddbsync.core.apply import Applier, ApplyCounts, quote_ident
 from ddbsync.core.coalesce import last_change_per_item
 from ddbsync.core.connection import transaction
 from ddbsync.core.copy import COPY_THRESHOLD
@@ -276,6 +276,11 @@ class Replicator:
                     # The statement failed as a whole; find the record in a transaction below.
                     logger.warning("a value did not fit the database, isolating it: %s", describe(error))
             with transaction(cursor):
+                # The tables first, before any statement fixes the transaction's snapshot: a batch that
+                # waits behind a backfill's merge then sees the merge, instead of failing on it (40001).
+                tables = ", ".join(quote_ident(table.sql_table) for table, _ in groups)
+                if tables:
+                    cursor.execute(f"LOCK TABLE {tables} IN ROW EXCLUSIVE MODE")
                 return self.apply_in_transaction(cursor, batch, records)
 
     @property

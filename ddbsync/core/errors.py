@@ -22,7 +22,7 @@ class ErrorKind(enum.Enum):
 # Connection exception, transaction rollback, insufficient resources, operator intervention.
 WAIT_CLASSES = frozenset({"08", "40", "53", "57"})
 # A read-only transaction: the connection reached an instance demoted by a failover. It passes.
-WAIT_CODES = frozenset({"25006"})
+WAIT_CODES = frozenset({"25006", "55P03"})  # read-only after a failover; a lock not granted within lock_timeout
 # Data exception, integrity constraint violation, program limit exceeded, and a PL/pgSQL error: a
 # trigger or check function of the user's refusing the row (RAISE EXCEPTION is P0001).
 DATA_CLASSES = frozenset({"22", "23", "54", "P0"})

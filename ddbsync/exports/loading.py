@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from ddbsync.core.backfill import Backfill, FileResult
 from ddbsync.core.batch import Replicator
-from ddbsync.exports.manifest import DataFile, ExportSummary, FileRefused, parse_files, parse_summary
+from ddbsync.exports.manifest import DataFile, ExportError, ExportSummary, FileRefused, parse_files, parse_summary
 from ddbsync.exports.s3 import S3Exports
 
 FILE_WAIT_SECONDS = 600.0  # how long the CLI waits for a database that went away, per file
@@ -138,20 +138,23 @@ def _in_parallel(
     total = len(todo)
 
     def work() -> None:
-        replicator, exports = fresh()
-        backfill = Backfill(replicator, summary, total, force=force)
-        while True:
-            try:
-                data_file = files.get_nowait()
-            except queue.Empty:
-                break
-            try:
+        data_file: DataFile | None = None
+        try:
+            replicator, exports = fresh()
+            backfill = Backfill(replicator, summary, total, force=force)
+            while True:
+                try:
+                    data_file = files.get_nowait()
+                except queue.Empty:
+                    break
                 outcome = _load_one(backfill, exports, summary, data_file, lambda n: results.put(("items", n)))
                 results.put(("file", outcome))
-            except BaseException as error:  # the parent stops and says why; the ledger keeps what is in
-                results.put(("failed", f"{data_file.key}: {type(error).__name__}: {error}"))
-                break
-        replicator.close()
+            replicator.close()
+        except ExportError as error:  # the export's fault (too old, access denied): said as in one process
+            results.put(("export", str(error)))
+        except BaseException as error:  # the parent stops and says why; the ledger keeps what is in
+            where = data_file.key if data_file is not None else "starting a loader"
+            results.put(("failed", f"{where}: {type(error).__name__}: {error}"))
 
     processes = [context.Process(target=work, daemon=True) for _ in range(min(workers, total))]
     for process in processes:
@@ -159,7 +162,17 @@ def _in_parallel(
     try:
         finished = 0
         while finished < total:
-            kind, payload = results.get()
+            try:
+                kind, payload = results.get(timeout=1.0)
+            except queue.Empty:
+                dead = [p for p in processes if p.exitcode not in (None, 0)]
+                if dead or not any(p.is_alive() for p in processes):
+                    if results.empty():
+                        codes = ", ".join(str(p.exitcode) for p in dead) or "0"
+                        raise LoaderFailed(f"a loader process ended without a word (exit status {codes})") from None
+                continue
+            if kind == "export":
+                raise ExportError(payload)
             if kind == "items":
                 if on_items is not None:
                     on_items(payload)

@@ -51,7 +51,7 @@ def verified_lines(raw: BinaryIO, data_file: DataFile, where: str) -> Iterator[d
                 except orjson.JSONDecodeError:
                     raise FileRefused(f"{where}: line {count} is not JSON; the file is damaged") from None
         source.drain()
-    except (EOFError, OSError, zlib.error) as error:
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:  # the bytes; a failed read is not the file's fault
         raise FileRefused(f"{where}: not a complete gzip file ({error}); download it again or re-export") from None
     if source.md5.digest() != data_file.md5:
         raise FileRefused(f"{where}: MD5 {source.md5.hexdigest()} is not the manifest's {data_file.md5.hex()}")

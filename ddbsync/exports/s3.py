@@ -132,6 +132,8 @@ class S3Exports:
             raise _explained(error, where) from None
         try:
             yield from verified_lines(body, data_file, where)
+        except (BotoCoreError, OSError) as error:  # a read that timed out or broke off: try again later
+            raise ExportError(f"{where}: reading it from S3 failed ({error}); run again (loaded files are skipped)")
         finally:
             body.close()
 

@@ -19,7 +19,6 @@ import psycopg2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from ddbsync.core import Replicator
 from ddbsync.core.backfill import Backfill
@@ -32,18 +31,8 @@ from ddbsync.exports.s3 import S3Exports
 from schema.model import Mappings
 from tests.core.test_convergence import delete, put, update
 from tests.core.test_entities import MOVING, entity_mapping
-from tests.exports import gzip_lines, write_export
+from tests.exports import BUCKET, gzip_lines, write_export
 from tests.streams import ModelTable, typed
-
-BUCKET = "exports"
-
-
-@pytest.fixture
-def s3() -> Any:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
 
 
 def export(s3: Any, table: str, files: list[list[dict]], at: datetime, **options: Any) -> tuple[Any, Any, list]:
