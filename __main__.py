@@ -16,6 +16,7 @@ from infra.backfill import Backfill, BackfillArgs
 from infra.database import Database, DatabaseArgs
 from infra.encryption import Encryption, EncryptionArgs
 from infra.endpoint_policy import EndpointPolicy, EndpointPolicyArgs
+from infra.export_schedule import ExportSchedule, ExportScheduleArgs
 from infra.exports import Exports, ExportsArgs
 from infra.flow_logs import FlowLogs, FlowLogsArgs
 from infra.function import VpcFunctionArgs
@@ -39,6 +40,7 @@ if unknown:
         f"(mapped: {', '.join(m.dynamodb_table for m in mappings)})"
     )
 deployed = [m for m in mappings if not settings.tables or m.dynamodb_table in settings.tables]
+scheduled_exports = settings.scheduled_exports([m.dynamodb_table for m in deployed])
 
 # AWS names (RDS identifiers above all) take lowercase letters, digits and hyphens; stack names more.
 prefix = "ddbsync-" + re.sub(r"[^a-z0-9-]+", "-", pulumi.get_stack().lower()).strip("-")
@@ -184,7 +186,30 @@ if settings.redrive_schedule != "off":
             depends_on=[migrations.invocation],
         ),
     )
-exports = Exports(f"{prefix}-exports", ExportsArgs(kms_key_arn=encryption.key_arn, protect=settings.protect_resources))
+exports = Exports(
+    f"{prefix}-exports",
+    ExportsArgs(
+        kms_key_arn=encryption.key_arn,
+        protect=settings.protect_resources,
+        transition_days=settings.export_transition_days,
+        transition_storage_class=settings.export_transition_storage_class,
+        expiration_days=settings.export_expiration_days,
+    ),
+)
+export_schedule = None
+if scheduled_exports:
+    # Outside the VPC (no database): it reaches DynamoDB and S3 on their public endpoints, no endpoint needed.
+    export_schedule = ExportSchedule(
+        f"{prefix}-export-schedule",
+        ExportScheduleArgs(
+            function=function,
+            schedules=scheduled_exports,
+            table_arns=tables.table_arns,
+            bucket_name=exports.bucket_name,
+            bucket_arn=exports.bucket_arn,
+            alarm_topic_arn=settings.alarm_topic_arn,
+        ),
+    )
 backfill = Backfill(
     f"{prefix}-backfill",
     BackfillArgs(
@@ -248,3 +273,5 @@ if redrive is not None:
 pulumi.export("master_secret_arn", database.master_secret_arn)
 pulumi.export("exportBucket", exports.bucket_name)
 pulumi.export("backfillQueueUrl", backfill.queue.url)
+if export_schedule is not None:
+    pulumi.export("exportScheduleFunction", export_schedule.function.name)

@@ -13,7 +13,12 @@ another account, which ddbsync does not do.
 No versioning: each export writes a new `<prefix>/AWSDynamoDB/<ExportId>/` folder and never
 overwrites an object, so versions would only keep deleted exports (and their cost) around until a
 noncurrent-version rule expired them. Outside dev the bucket is `protect`ed instead, like the key.
-Schedules and lifecycle rules are separate children of this component, added beside the bucket.
+
+Lifecycle (from `exportTransitionDays`, `exportTransitionStorageClass`, `exportExpirationDays`; none by
+default): every object moves to the storage class, and is deleted, that many days after it was written, and
+an upload left unfinished (exports write data files in parts) is cleared after a week. An expiry removes
+exports whole, full and incremental alike: keep it longer than the time between full exports plus the
+incremental ones a restore needs after the last of them. The schedules are in `infra/export_schedule.py`.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ class ExportsArgs:
     kms_key_arn: pulumi.Input[str]
     # `pulumi destroy` refuses to delete the bucket (and the exports in it); otherwise it empties and deletes it.
     protect: bool = False
+    # Lifecycle: days after which objects move to `transition_storage_class`, and are deleted; 0: never.
+    transition_days: int = 0
+    transition_storage_class: str = "STANDARD_IA"
+    expiration_days: int = 0
 
 
 class Exports(pulumi.ComponentResource):
@@ -80,6 +89,32 @@ class Exports(pulumi.ComponentResource):
             # S3 refuses a policy while the public access block is being changed: one after the other.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.public_access_block]),
         )
+        self.lifecycle: aws.s3.BucketLifecycleConfiguration | None = None
+        if args.transition_days or args.expiration_days:
+            transition = aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(
+                days=args.transition_days, storage_class=args.transition_storage_class
+            )
+            self.lifecycle = aws.s3.BucketLifecycleConfiguration(
+                f"{name}-lifecycle",
+                bucket=self.bucket.id,
+                rules=[
+                    aws.s3.BucketLifecycleConfigurationRuleArgs(
+                        id="exports",
+                        status="Enabled",
+                        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),  # every object
+                        transitions=[transition] if args.transition_days else None,
+                        expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.expiration_days)
+                        if args.expiration_days
+                        else None,
+                        abort_incomplete_multipart_upload=(
+                            aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                                days_after_initiation=7
+                            )
+                        ),
+                    )
+                ],
+                opts=child,
+            )
         self.bucket_name: pulumi.Output[str] = self.bucket.bucket
         self.bucket_arn: pulumi.Output[str] = self.bucket.arn
         self.objects_arn: pulumi.Output[str] = pulumi.Output.concat(self.bucket.arn, "/*")

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any, Callable, Mapping, Sequence
 
+from ddbsync.exports.manifest import FULL_EXPORT, INCREMENTAL_EXPORT
+from ddbsync.exports.schedule import MAX_WINDOW, MIN_WINDOW, Rate, ScheduleError, parse_expression, time_zone
 from schema.delivery import STREAM_RETENTION_SECONDS, UNLIMITED, StreamDelivery
 
 ARCHITECTURES = ("arm64", "x86_64")
@@ -20,6 +23,31 @@ SCHEDULE_EXPRESSION = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|da
 
 class SettingsError(ValueError):
     """A config value that cannot work; the message names the key and what is allowed."""
+
+
+EXPORT_TYPES = {"full": FULL_EXPORT, "incremental": INCREMENTAL_EXPORT}
+# S3 lifecycle transitions of the export bucket; the infrequent-access classes take objects 30 days old at least.
+STORAGE_CLASSES = ("STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE")
+MIN_TRANSITION_DAYS = {"STANDARD_IA": 30, "ONEZONE_IA": 30}
+MINUTE = timedelta(minutes=1)
+SCHEDULE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
+
+
+@dataclass(frozen=True)
+class ScheduledExport:
+    """One entry of `exportSchedules`: when, in which time zone, which tables, full or incremental."""
+
+    name: str
+    schedule: str  # an EventBridge Scheduler expression: rate(...) or cron(...)
+    timezone: str = "UTC"
+    type: str = "full"  # full | incremental
+    tables: tuple[str, ...] = ()  # empty: every deployed table
+    window_minutes: int = 60  # incremental: the first window's length (later windows chain from the last one)
+
+    @property
+    def export_type(self) -> str:
+        """DynamoDB's name of the type: FULL_EXPORT or INCREMENTAL_EXPORT."""
+        return EXPORT_TYPES[self.type]
 
 
 @dataclass(frozen=True)
@@ -71,6 +99,33 @@ class StackSettings:
     alarm_topic_arn: str | None = None
     tables: tuple[str, ...] = ()  # DynamoDB tables (mapping names) to deploy; empty: all of them
     adopt_tables: tuple[str, ...] = ()  # existing DynamoDB tables to use instead of creating them
+    export_schedules: tuple[ScheduledExport, ...] = ()  # none: exports only by hand
+    # The export bucket's lifecycle: move objects to a storage class, delete them; 0: never.
+    export_transition_days: int = 0
+    export_transition_storage_class: str = "STANDARD_IA"
+    export_expiration_days: int = 0
+
+    def scheduled_exports(self, deployed: Sequence[str]) -> tuple[ScheduledExport, ...]:
+        """The export schedules with their tables named (every deployed table where none are given), checked."""
+        resolved = []
+        for index, entry in enumerate(self.export_schedules):
+            unknown = [t for t in entry.tables if t not in deployed]
+            if unknown:
+                raise SettingsError(
+                    f"ddbsync:exportSchedules[{index}].tables names {unknown[0]!r}, which is not deployed "
+                    f"(deployed: {', '.join(deployed)})"
+                )
+            resolved.append(replace(entry, tables=entry.tables or tuple(deployed)))
+        chained: dict[str, str] = {}
+        for entry in resolved:
+            for table in entry.tables if entry.type == "incremental" else ():
+                if table in chained:
+                    raise SettingsError(
+                        f"ddbsync:exportSchedules: {table!r} has two incremental schedules ({chained[table]!r} and "
+                        f"{entry.name!r}); one chain of windows per table"
+                    )
+                chained[table] = entry.name
+        return tuple(resolved)
 
     def delivery(self) -> StreamDelivery:
         """The event source mapping settings this stack deploys (and the local stack runs with by default)."""
@@ -149,6 +204,64 @@ def _schedule(key: str) -> Callable[[Any], str]:
     return check
 
 
+def _export_schedules(key: str) -> Callable[[Any], tuple[ScheduledExport, ...]]:
+    fields = {"name", "schedule", "timezone", "type", "tables", "windowMinutes"}
+
+    def entry(index: int, raw: Any) -> ScheduledExport:
+        where = f"ddbsync:{key}[{index}]"
+        if not isinstance(raw, dict):
+            raise SettingsError(f"{where} = {raw!r}: expected an object with schedule, type, timezone, tables")
+        unknown = sorted(set(raw) - fields)
+        if unknown:
+            raise SettingsError(f"{where}.{unknown[0]} is not a field (known: {', '.join(sorted(fields))})")
+        kind = raw.get("type", "full")
+        if kind not in EXPORT_TYPES:
+            raise SettingsError(f"{where}.type = {kind!r}: allowed values are full, incremental")
+        if "schedule" not in raw:
+            raise SettingsError(f"{where}.schedule is required: rate(1 day), cron(0 3 * * ? *), ...")
+        try:
+            expression = parse_expression(str(raw["schedule"]))
+        except ScheduleError as error:
+            raise SettingsError(f"{where}.schedule = {raw['schedule']!r}: {error}") from None
+        try:
+            zone = str(raw.get("timezone", "UTC"))
+            time_zone(zone)
+        except ScheduleError as error:
+            raise SettingsError(f"{where}.timezone = {raw.get('timezone')!r}: {error}") from None
+        if kind == "full" and "windowMinutes" in raw:
+            raise SettingsError(f"{where}.windowMinutes is for incremental schedules only (type: incremental)")
+        minutes = _ranged(f"{key}[{index}].windowMinutes", MIN_WINDOW // MINUTE, MAX_WINDOW // MINUTE)(
+            raw.get("windowMinutes", 60)
+        )
+        if kind == "incremental" and isinstance(expression, Rate) and expression.every < MIN_WINDOW:
+            raise SettingsError(
+                f"{where}.schedule = {raw['schedule']!r}: an incremental export covers 15 minutes at least; "
+                "schedule it every 15 minutes or less often"
+            )
+        name = str(raw.get("name", kind))
+        if not SCHEDULE_NAME.match(name):
+            raise SettingsError(f"{where}.name = {name!r}: lowercase letters, digits and hyphens, up to 20")
+        tables = _names(f"{key}[{index}].tables")(raw["tables"]) if "tables" in raw else ()
+        return ScheduledExport(name, str(raw["schedule"]).strip(), zone, kind, tables, minutes)
+
+    def check(value: Any) -> tuple[ScheduledExport, ...]:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else []  # a YAML list in the stack file arrives as JSON
+            except json.JSONDecodeError:
+                raise SettingsError(f"ddbsync:{key} = {value!r}: expected a list of schedules") from None
+        if not isinstance(value, list):
+            raise SettingsError(f"ddbsync:{key} = {value!r}: expected a list of schedules")
+        schedules = tuple(entry(index, raw) for index, raw in enumerate(value))
+        names = [s.name for s in schedules]
+        twice = next((n for n in names if names.count(n) > 1), None)
+        if twice:
+            raise SettingsError(f"ddbsync:{key}: two schedules are named {twice!r}: give each its own name")
+        return schedules
+
+    return check
+
+
 def _boolean(key: str) -> Callable[[Any], bool]:
     def check(value: Any) -> bool:
         if isinstance(value, bool):
@@ -223,6 +336,14 @@ OPTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "alarmTopicArn": ("alarm_topic_arn", str),
     "tables": ("tables", _names("tables")),
     "adoptTables": ("adopt_tables", _names("adoptTables")),
+    "exportSchedules": ("export_schedules", _export_schedules("exportSchedules")),
+    # S3 lifecycle days: 0 (never) up to 100 years.
+    "exportTransitionDays": ("export_transition_days", _ranged("exportTransitionDays", 0, 36500)),
+    "exportTransitionStorageClass": (
+        "export_transition_storage_class",
+        _one_of("exportTransitionStorageClass", STORAGE_CLASSES),
+    ),
+    "exportExpirationDays": ("export_expiration_days", _ranged("exportExpirationDays", 0, 36500)),
 }
 
 
@@ -271,4 +392,20 @@ def parse_settings(raw: Mapping[str, Any]) -> StackSettings:
         raise SettingsError(f"ddbsync:kmsKeyAdministrators = {bad_admins[0]!r}: expected IAM role or user ARNs")
     if settings.existing_subnet_ids and len(settings.existing_subnet_ids) < 2:
         raise SettingsError("ddbsync:existingSubnetIds: Aurora needs subnets in at least two availability zones")
+    _check_lifecycle(settings)
     return settings
+
+
+def _check_lifecycle(settings: StackSettings) -> None:
+    """S3 refuses an infrequent-access transition under 30 days, and an expiry that comes before the transition."""
+    days, storage = settings.export_transition_days, settings.export_transition_storage_class
+    least = MIN_TRANSITION_DAYS.get(storage, 0)
+    if days and days < least:
+        raise SettingsError(
+            f"ddbsync:exportTransitionDays = {days}: S3 moves objects to {storage} after {least} days at the earliest"
+        )
+    if days and settings.export_expiration_days and settings.export_expiration_days <= days:
+        raise SettingsError(
+            f"ddbsync:exportExpirationDays ({settings.export_expiration_days}) must exceed "
+            f"ddbsync:exportTransitionDays ({days}): objects are deleted after they move, or set no transition"
+        )

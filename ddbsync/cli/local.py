@@ -7,13 +7,15 @@ import os
 import signal
 import sys
 import time
+from datetime import datetime, timezone
+from typing import Any
 
 from ddbsync.cli.output import STATE_DIR
 
 
 def local_up(batch_size: int, keep: bool) -> int:
     """Start the stack, print its endpoints, replicate until SIGINT/SIGTERM, then stop it all."""
-    from ddbsync.local.stack import LocalStack, replicate_until
+    from ddbsync.local.stack import EXPORT_BUCKET, LocalStack, replicate_until
     from schema.delivery import StreamDelivery
 
     state = STATE_DIR / "local.json"
@@ -35,7 +37,15 @@ def local_up(batch_size: int, keep: bool) -> int:
         )
         print(f"  psql {stack.database_url}")
         print(f"  tables: {', '.join(stack.stream_arns)}; stop with Ctrl-C or `ddbsync local down`", flush=True)
-        replicate_until(stack.runners(), lambda: bool(stopping))
+        schedules = export_schedules(stack)
+        for line in schedules.describe():
+            print(f"  export schedule {line}, into s3://{EXPORT_BUCKET}/", flush=True)
+
+        def done() -> bool:  # polled between the runners' polls: the schedules' clock ticks there too
+            schedules.tick()
+            return bool(stopping)
+
+        replicate_until(stack.runners(), done)
     finally:
         request = STATE_DIR / "stop.json"
         keep = keep or (request.exists() and json.loads(request.read_text()).get("keep", False))
@@ -68,3 +78,16 @@ def local_down(keep: bool, timeout: float = 30.0) -> int:
         return 1
     print("local stack stopped")
     return 0
+
+
+def export_schedules(stack: Any) -> Any:
+    """The dev stack's export schedules, fired by this process (moto runs no scheduler)."""
+    from ddbsync.local.schedules import HANDLER, ScheduleRunner, load_schedules
+    from ddbsync.local.stack import EXPORT_BUCKET, load_handler
+
+    os.environ["DDBSYNC_EXPORT_BUCKET"] = EXPORT_BUCKET  # read by the function at import, as on AWS
+
+    def invoke(event: dict[str, Any]) -> Any:
+        return load_handler(HANDLER)(event, None)
+
+    return ScheduleRunner(load_schedules(list(stack.stream_arns)), invoke, datetime.now(timezone.utc))

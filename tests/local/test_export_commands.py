@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+import sys
+import time
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 import psycopg2
@@ -17,7 +19,8 @@ import pytest
 from ddbsync.cli import main
 from ddbsync.core.compare import compare
 from ddbsync.local.postgres import FAST_SETTINGS, PostgresServer
-from ddbsync.local.stack import EXPORT_BUCKET, LocalStack
+from ddbsync.local.schedules import HANDLER, LocalSchedule, ScheduleRunner, load_schedules
+from ddbsync.local.stack import EXPORT_BUCKET, LocalStack, load_handler
 from ddbsync.streams.records import lambda_json
 
 
@@ -167,3 +170,26 @@ def test_an_export_of_a_table_without_point_in_time_recovery_says_so(stack, caps
     )  # fmt: skip
     code, _, err = run(capsys, "--table", "NoPitr", "--bucket", EXPORT_BUCKET, command="export")
     assert code == 2 and "point-in-time recovery is off" in err
+
+
+def test_local_up_fires_the_dev_stacks_export_schedules(stack, monkeypatch):
+    # Given the dev stack's schedules (Pulumi.dev.yaml), as `local up` loads them
+    schedules = load_schedules(list(stack.stream_arns))
+    assert {s.name for s in schedules} == {"nightly", "hourly"}
+    assert all(s.document["tables"] == list(stack.stream_arns) for s in schedules)
+    # When a schedule of the same shape, every minute, comes due
+    monkeypatch.setenv("DDBSYNC_EXPORT_BUCKET", EXPORT_BUCKET)
+    monkeypatch.delitem(sys.modules, "handlers.scheduled_export", raising=False)
+    every_minute = LocalSchedule("minutely", "rate(1 minute)", "UTC", {**schedules[0].document, "tables": ["Shop"]})
+    runs = []
+    began = datetime.now(timezone.utc) - timedelta(seconds=59)  # started a minute ago: due in a second
+    runner = ScheduleRunner([every_minute], lambda event: runs.append(load_handler(HANDLER)(event, None)), began)
+    assert runner.tick() == 0, "not due yet"
+    time.sleep(1.5)
+    assert runner.tick() == 1
+    runner.runs[0].join(60)
+    # Then the scheduled export function ran, as Scheduler would run it, and the export is in the local bucket
+    assert runs, "the run failed; see the log"
+    day = every_minute.next_at - timedelta(minutes=1)
+    listed = stack.client("s3").list_objects_v2(Bucket=EXPORT_BUCKET, Prefix=f"Shop/{day:%Y/%m/%d}/AWSDynamoDB/")
+    assert any(o["Key"].endswith("manifest-summary.json") for o in listed.get("Contents", []))
