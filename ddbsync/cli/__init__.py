@@ -1,4 +1,4 @@
-"""The `ddbsync` command: the local stack, the demo, exports and backfills, the rejects and the re-drive.
+"""The `ddbsync` command: the local stack, the demo, exports, backfills and restores, the rejects and the re-drive.
 
 One module per verb group; this one parses the arguments and prints a problem the user can fix as
 one line (exit status 2), never a traceback.
@@ -11,34 +11,28 @@ import os
 import sys
 
 from ddbsync.cli.export import add_export_parser
-from ddbsync.cli.output import CommandError
-
-
-def _positive(text: str) -> int:
-    value = int(text) if text.isdigit() else 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
+from ddbsync.cli.output import CommandError, positive_int
+from ddbsync.cli.restore import add_restore_parser
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="ddbsync", description="Keep Aurora PostgreSQL in step with DynamoDB.")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser("demo", help="run the local stack, replicate the seed walk-through and more, stop")
-    demo.add_argument("--changes", type=_positive, default=3000, help="generated changes after the walk-through")
-    demo.add_argument("--rate", type=_positive, default=1000, help="changes per second the writer aims for")
+    demo.add_argument("--changes", type=positive_int, default=3000, help="generated changes after the walk-through")
+    demo.add_argument("--rate", type=positive_int, default=1000, help="changes per second the writer aims for")
     rejects = commands.add_parser("rejects", help="records that could not be applied ($DATABASE_URL)")
     what = rejects.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = what.add_parser("list", help="count the pending rejects per table and reason")
     replay = what.add_parser("replay", help="apply the pending rejects the current mappings accept")
-    replay.add_argument("--limit", type=_positive, default=1000, help="at most this many (default 1000)")
+    replay.add_argument("--limit", type=positive_int, default=1000, help="at most this many (default 1000)")
     for command in (listing, replay):
         command.add_argument("--table", help="only this DynamoDB table")
     redrive = commands.add_parser(
         "redrive", help="re-read the ranges in the on-failure queue from the stream and apply them ($DATABASE_URL)"
     )
     redrive.add_argument("--queue", help="on-failure queue URL or name (default: the running local stack's)")
-    redrive.add_argument("--batch-size", type=_positive, default=100, help="records per apply (default 100)")
+    redrive.add_argument("--batch-size", type=positive_int, default=100, help="records per apply (default 100)")
     backfill = commands.add_parser(
         "backfill", help="load a DynamoDB export (full or incremental) into PostgreSQL ($DATABASE_URL)"
     )
@@ -58,15 +52,16 @@ def parser() -> argparse.ArgumentParser:
     backfill.add_argument("--queue", help="with --on-aws: the queue (default $DDBSYNC_BACKFILL_QUEUE)")
     backfill.add_argument(
         "--workers",
-        type=_positive,
+        type=positive_int,
         default=min(4, os.cpu_count() or 1),
         help="data files loaded at once, a process and a database connection each (default: cores, at most 4)",
     )
     add_export_parser(commands)
+    add_restore_parser(commands)
     local = commands.add_parser("local", help="the local stack: moto server + PostgreSQL + stream runners")
     actions = local.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = actions.add_parser("up", help="start the stack and replicate until stopped (Ctrl-C or `local down`)")
-    up.add_argument("--batch-size", type=_positive, default=100, help="records per handler call (default 100)")
+    up.add_argument("--batch-size", type=positive_int, default=100, help="records per handler call (default 100)")
     down = actions.add_parser("down", help="stop a stack started by `local up`")
     for command in (up, down):
         command.add_argument("--keep", action="store_true", help="keep the PostgreSQL data directory")
@@ -86,6 +81,10 @@ def _run(args: argparse.Namespace) -> int:
         from ddbsync.cli.backfill import backfill_command
 
         return backfill_command(args)
+    if args.command == "restore":
+        from ddbsync.cli.restore import restore_command
+
+        return restore_command(args)
     if args.command == "export":
         from ddbsync.cli.export import export_command
 

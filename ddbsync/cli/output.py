@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 STATE_DIR = Path(os.environ.get("DDBSYNC_STATE_DIR", ".ddbsync"))
+
+
+def positive_int(text: str) -> int:
+    """A positive whole number, for argparse: anything else prints usage, not a traceback."""
+    value = int(text) if text.isdigit() else 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
 
 
 class CommandError(Exception):
