@@ -8,6 +8,28 @@ import pulumi
 import pulumi_aws as aws
 
 
+def metric_alarm(
+    name: str, description: str, topic_arn: pulumi.Input[str] | None, opts: pulumi.ResourceOptions, **metric
+) -> aws.cloudwatch.MetricAlarm:
+    """An alarm when a metric rises above zero (or `threshold`), telling `topic_arn` when it fires and clears.
+
+    One shape for every alarm of the stack: one period of a minute unless `period` says otherwise, and
+    no data counts as fine unless `treat_missing_data` says otherwise.
+    """
+    actions = [topic_arn] if topic_arn else []
+    settings = {
+        "comparison_operator": "GreaterThanThreshold",
+        "threshold": 0,
+        "evaluation_periods": 1,
+        "period": 60,
+        "treat_missing_data": "notBreaching",
+        **metric,
+    }
+    return aws.cloudwatch.MetricAlarm(
+        name, alarm_description=description, alarm_actions=actions, ok_actions=actions, opts=opts, **settings
+    )
+
+
 @dataclass
 class AlarmsArgs:
     function_name: pulumi.Input[str]
@@ -21,19 +43,10 @@ class Alarms(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AlarmsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ddbsync:infra:Alarms", name, None, opts)
-        actions = [args.topic_arn] if args.topic_arn else []
 
-        def alarm(suffix: str, description: str, **kwargs) -> aws.cloudwatch.MetricAlarm:
-            return aws.cloudwatch.MetricAlarm(
-                f"{name}-{suffix}",
-                alarm_description=description,
-                alarm_actions=actions,
-                ok_actions=actions,
-                evaluation_periods=1,
-                period=60,
-                treat_missing_data="notBreaching",
-                opts=pulumi.ResourceOptions(parent=self),
-                **kwargs,
+        def alarm(suffix: str, description: str, **metric) -> aws.cloudwatch.MetricAlarm:
+            return metric_alarm(
+                f"{name}-{suffix}", description, args.topic_arn, pulumi.ResourceOptions(parent=self), **metric
             )
 
         function = {"FunctionName": args.function_name}
@@ -55,8 +68,6 @@ class Alarms(pulumi.ComponentResource):
             metric_name="Errors",
             dimensions=function,
             statistic="Sum",
-            comparison_operator="GreaterThanThreshold",
-            threshold=0,
         )
         self.dropped = alarm(
             "on-failure-queue",
@@ -65,7 +76,5 @@ class Alarms(pulumi.ComponentResource):
             metric_name="ApproximateNumberOfMessagesVisible",
             dimensions={"QueueName": args.queue_name},
             statistic="Maximum",
-            comparison_operator="GreaterThanThreshold",
-            threshold=0,
         )
         self.register_outputs({})

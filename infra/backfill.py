@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 import pulumi
 import pulumi_aws as aws
 
+from infra.alarms import metric_alarm
 from infra.database import replicator_login
 from infra.function import VpcFunction, VpcFunctionArgs
 from infra.iam import statement
@@ -103,24 +104,15 @@ class Backfill(pulumi.ComponentResource):
             # Loads start only once the migrations created the tables they write.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.function, *args.depends_on]),
         )
-        actions = [args.alarm_topic_arn] if args.alarm_topic_arn else []
-        self.dead_letter_alarm = aws.cloudwatch.MetricAlarm(
+        self.dead_letter_alarm = metric_alarm(
             f"{name}-dead-letters",
-            alarm_description=(
-                "Export data files failed to load backfillMaxReceiveCount times and wait in the dead-letter queue: "
-                "mend the cause, then move them back to the backfill queue (SQS redrive)"
-            ),
+            "Export data files failed to load backfillMaxReceiveCount times and wait in the dead-letter queue: "
+            "mend the cause, then move them back to the backfill queue (SQS redrive)",
+            args.alarm_topic_arn,
+            child,
             namespace="AWS/SQS",
             metric_name="ApproximateNumberOfMessagesVisible",
             dimensions={"QueueName": self.dead_letters.name},
             statistic="Maximum",
-            comparison_operator="GreaterThanThreshold",
-            threshold=0,
-            evaluation_periods=1,
-            period=60,
-            treat_missing_data="notBreaching",
-            alarm_actions=actions,
-            ok_actions=actions,
-            opts=child,
         )
         self.register_outputs({"function_name": self.function.function.name, "queue_url": self.queue.url})

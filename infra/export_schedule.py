@@ -26,6 +26,7 @@ import pulumi
 import pulumi_aws as aws
 
 from ddbsync.exports.schedule import schedule_input
+from infra.alarms import metric_alarm
 from infra.function import RUNTIME, VpcFunctionArgs
 from infra.iam import assume_role_policy, statement
 from infra.logs import log_group
@@ -120,7 +121,6 @@ class ExportSchedule(pulumi.ComponentResource):
         )
         self.schedules: dict[str, aws.scheduler.Schedule] = {}
         self.failure_alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
-        actions = [args.alarm_topic_arn] if args.alarm_topic_arn else []
         for entry in args.schedules:
             self.schedules[entry.name] = aws.scheduler.Schedule(
                 f"{name}-{entry.name}",
@@ -140,41 +140,29 @@ class ExportSchedule(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.scheduler_policy, *args.depends_on]),
             )
-            self.failure_alarms[entry.name] = aws.cloudwatch.MetricAlarm(
+            self.failure_alarms[entry.name] = metric_alarm(
                 f"{name}-{entry.name}-failed",
-                alarm_description=(
-                    f"A scheduled export ({entry.name}: {entry.type}) ended FAILED and no later one completed: "
-                    "see the function's log line 'scheduled export failed' for DynamoDB's reason"
-                ),
+                f"A scheduled export ({entry.name}: {entry.type}) ended FAILED and no later one completed: "
+                "see the function's log line 'scheduled export failed' for DynamoDB's reason",
+                args.alarm_topic_arn,
+                child,
                 namespace="ddbsync",
                 metric_name="ExportsFailed",
                 dimensions={"service": name, "schedule": entry.name},
                 statistic="Maximum",
-                comparison_operator="GreaterThanThreshold",
-                threshold=0,
-                evaluation_periods=1,
                 period=300,
-                # One data point per run, hours apart: keep the state between runs.
-                treat_missing_data="ignore",
-                alarm_actions=actions,
-                ok_actions=actions,
-                opts=child,
+                treat_missing_data="ignore",  # one data point per run, hours apart: keep the state between runs
             )
-        self.errors_alarm = aws.cloudwatch.MetricAlarm(
+        self.errors_alarm = metric_alarm(
             f"{name}-errors",
-            alarm_description="The scheduled export function failed (an export it could not start): see its log",
+            "The scheduled export function failed (an export it could not start): see its log",
+            args.alarm_topic_arn,
+            child,
             namespace="AWS/Lambda",
             metric_name="Errors",
             dimensions={"FunctionName": self.function.name},
             statistic="Sum",
-            comparison_operator="GreaterThanThreshold",
-            threshold=0,
-            evaluation_periods=1,
             period=300,
-            treat_missing_data="notBreaching",
-            alarm_actions=actions,
-            ok_actions=actions,
-            opts=child,
         )
         self.register_outputs({"function_name": self.function.name})
 
