@@ -67,7 +67,7 @@ def backfill_command(args: Namespace) -> int:
         else:
             arn = args.export_arn
             if args.start:
-                prefix = args.prefix or f"{args.table}/{datetime.now(timezone.utc):%Y/%m/%d}"
+                prefix = args.prefix or f"{args.table}/manual/{datetime.now(timezone.utc):%Y/%m/%d}"
                 arn = exports.start(args.table, export_bucket(args.bucket), prefix)
                 print(f"export {arn} requested; waiting for it", file=sys.stderr)
             bucket, folder = exports.wait(arn) if args.start else exports.folder_of(arn)

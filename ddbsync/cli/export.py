@@ -33,7 +33,7 @@ def add_export_parser(commands: Any) -> None:
     export.add_argument(
         "--bucket", help="the bucket (default: exportBucket of --stack-outputs, or $DDBSYNC_EXPORT_BUCKET)"
     )
-    export.add_argument("--prefix", help="the key prefix (default: <table>/YYYY/MM/DD, of the export's time)")
+    export.add_argument("--prefix", help="the key prefix (default: <table>/manual/YYYY/MM/DD, UTC)")
     export.add_argument(
         "--stack-outputs", metavar="FILE", type=Path, help="`pulumi stack output --json` saved to a file"
     )
@@ -72,7 +72,8 @@ def export_command(args: Namespace) -> int:
     now = datetime.now(timezone.utc)
     window = (args.start, args.end or now) if args.incremental else None
     moment = window[1] if window else args.time or now
-    prefix = args.prefix or f"{args.table}/{moment:%Y/%m/%d}"
+    # Beside the schedules' `<table>/YYYY/MM/DD`, not in it: a hand-made export never moves their chain.
+    prefix = args.prefix or f"{args.table}/manual/{moment.astimezone(timezone.utc):%Y/%m/%d}"
     bucket = _bucket(args)
     exports = S3Exports()
     try:

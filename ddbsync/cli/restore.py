@@ -95,6 +95,7 @@ def restore_command(args: Namespace) -> int:
     """Read the exports' manifests, check they fit together, then write them or import them."""
     import boto3
     from botocore.config import Config
+    from botocore.exceptions import BotoCoreError
 
     from ddbsync.exports.manifest import ExportError, FileRefused
     from ddbsync.exports.s3 import S3Exports, parse_s3_url
@@ -104,9 +105,10 @@ def restore_command(args: Namespace) -> int:
     for flag, used in (only_table if args.new_table else only_new_table).items():
         if used:
             raise CommandError(f"{flag} goes with {'--table' if args.new_table else '--new-table'}")
-    dynamodb = boto3.client("dynamodb", config=Config(max_pool_connections=max(10, (args.workers or WORKERS) + 2)))
-    exports = S3Exports(dynamodb=dynamodb)
     try:
+        config = Config(max_pool_connections=max(10, (args.workers or WORKERS) + 2))
+        dynamodb = boto3.client("dynamodb", config=config)
+        exports = S3Exports(dynamodb=dynamodb)
         summaries = []
         for export in args.export:
             bucket, folder = exports.folder_of(export) if export.startswith("arn:") else parse_s3_url(export)
@@ -123,6 +125,11 @@ def restore_command(args: Namespace) -> int:
         return 1
     except ExportError as error:
         raise CommandError(str(error)) from None
+    except BotoCoreError as error:  # no region, no credentials, no endpoint: the AWS setup to fix
+        raise CommandError(f"{error} (check AWS credentials, region and AWS_ENDPOINT_URL)") from None
+    except KeyboardInterrupt:
+        print("ddbsync restore: interrupted; run again to resume (restored files are skipped)", file=sys.stderr)
+        return 130
 
 
 def _progress(total: int) -> tuple[Any, Any, Any]:
@@ -151,10 +158,18 @@ def _file_line(result: Any) -> str:
 
 
 def _write(args: Namespace, dynamodb: Any, exports: Any, plan: list) -> int:
-    from ddbsync.exports.restore import Ledger, export_id, restore
+    from ddbsync.exports.restore import KeySchema, Ledger, check_order, export_id, restore
 
+    check_order([summary for summary, _ in plan])  # what is wrong with the exports or the table comes first
+    KeySchema.of_table(dynamodb, args.table)
     ledger_path = args.ledger or STATE_DIR / f"restore-{export_id(plan[0][0])}-{args.table}.json"
-    ledger = Ledger(ledger_path, args.table)
+    ledger = Ledger(ledger_path, args.table, _identity(dynamodb, args.table))
+    if ledger.restarted:
+        print(
+            f"ddbsync restore: {ledger_path} was of an earlier table named {args.table}; starting afresh",
+            file=sys.stderr,
+        )
+    ledger.save()
     total = sum(f.item_count for summary, files in plan for f in files if not ledger.done(summary, f))
     bar, on_items, on_file = _progress(total)
     try:
@@ -232,3 +247,14 @@ def _verify(exports: Any, summary: Any, data_files: list) -> None:
     finally:
         if bar is not None:
             bar.close()
+
+
+def _identity(dynamodb: Any, table: str) -> str | None:
+    """The table's ARN and creation time: a table dropped and made again under its name is another table."""
+    from botocore.exceptions import ClientError
+
+    try:
+        description = dynamodb.describe_table(TableName=table)["Table"]
+    except ClientError:
+        return None  # the restore itself says what is wrong with the table
+    return f"{description.get('TableArn')}@{description.get('CreationDateTime')}"

@@ -205,17 +205,31 @@ def export_id(summary: ExportSummary) -> str:
 class Ledger:
     """A JSON file of the data files written into a table, by export; saved whole (atomically) per file."""
 
-    def __init__(self, path: Path, table: str) -> None:
+    def __init__(self, path: Path, table: str, identity: str | None = None) -> None:
+        """`identity` tells one table of a name from another made later (its ARN and creation time)."""
         self.path = path
-        self.data: dict[str, Any] = {"format": LEDGER_FORMAT, "table": table, "exports": {}}
-        if path.exists():
-            try:
-                self.data = json.loads(path.read_text())
-                recorded = self.data["table"], self.data["exports"]
-            except (ValueError, KeyError, TypeError):
-                raise ExportError(f"{path} is not a restore ledger: move it away or give another --ledger") from None
-            if recorded[0] != table:
-                raise ExportError(f"{path} records a restore into {recorded[0]}, not {table}: give another --ledger")
+        self.data: dict[str, Any] = {"format": LEDGER_FORMAT, "table": table, "identity": identity, "exports": {}}
+        self.restarted = False  # the ledger was of an earlier table of the same name: it starts afresh
+        try:
+            if not path.exists():
+                return
+            recorded = json.loads(path.read_text())
+            name, exports = recorded["table"], recorded["exports"]
+        except OSError as error:
+            raise ExportError(f"ledger {path}: {error.strerror or error}: give another --ledger") from None
+        except (ValueError, KeyError, TypeError):
+            raise ExportError(f"{path} is not a restore ledger: move it away or give another --ledger") from None
+        if name != table:
+            raise ExportError(f"{path} records a restore into {name}, not {table}: give another --ledger")
+        if identity is not None and recorded.get("identity") not in (None, identity):
+            self.restarted = True  # dropped and made again since: nothing of the ledger is in it
+            return
+        self.data = {**recorded, "identity": identity or recorded.get("identity"), "exports": exports}
+
+    def forget(self, summary: ExportSummary) -> None:
+        """Write this export whole again (an earlier one in the plan is being written anew)."""
+        if self.data["exports"].pop(summary.export_arn, None) is not None:
+            self._save()
 
     def done(self, summary: ExportSummary, data_file: DataFile) -> bool:
         return data_file.key in self.data["exports"].get(summary.export_arn, {}).get("files", {})
@@ -241,10 +255,17 @@ class Ledger:
             self._save()
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        staged = self.path.with_name(self.path.name + ".tmp")
-        staged.write_text(json.dumps(self.data, indent=1))
-        os.replace(staged, self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            staged = self.path.with_name(self.path.name + ".tmp")
+            staged.write_text(json.dumps(self.data, indent=1))
+            os.replace(staged, self.path)
+        except OSError as error:
+            raise ExportError(f"ledger {self.path}: {error.strerror or error}: give another --ledger") from None
+
+    def save(self) -> None:
+        """Write the ledger as it is: before any item, so a path that cannot be written fails first."""
+        self._save()
 
 
 @dataclass
@@ -478,6 +499,14 @@ def restore(
 ) -> RestoreReport:
     """Write the exports of `plan`, in order, into `table`; files the ledger holds are skipped."""
     check_order([summary for summary, _ in plan])
+    # From the first export not wholly written on, every export is written whole: a later one the
+    # ledger holds from an earlier run would otherwise be skipped after an earlier one was written
+    # again, and its changes lost under the earlier state.
+    pending = [s for s, _ in plan if not ledger.data["exports"].get(s.export_arn, {}).get("complete")]
+    if pending:
+        first = [s.export_arn for s, _ in plan].index(pending[0].export_arn)
+        for summary, _ in plan[first + 1 :]:
+            ledger.forget(summary)
     schema = KeySchema.of_table(dynamodb, table)
     report, started = RestoreReport(), time.monotonic()
     writers = _Writers(dynamodb, table, workers, RateLimit(max_rate), backoff, ledger, report, on_items, on_file)

@@ -111,8 +111,15 @@ class ExportRecord:
     failure: str = ""
 
     def made_by_schedule(self, bucket: str, table: str) -> bool:
-        """Written where the schedule writes `table`'s exports (not an export made by hand elsewhere)."""
-        return self.bucket == bucket and self.prefix.startswith(f"{table}/")
+        """Written where a schedule writes `table`'s exports, `<table>/YYYY/MM/DD` of the bucket.
+
+        An export made by hand (`ddbsync export` writes under `<table>/manual/...`) must not move the
+        chain of windows: one that began later than the chain's end would leave a gap behind it.
+        """
+        return (
+            self.bucket == bucket
+            and re.fullmatch(rf"{re.escape(table)}/\d{{4}}/\d{{2}}/\d{{2}}/?", self.prefix) is not None
+        )
 
 
 def _utc(moment: datetime) -> datetime:

@@ -461,3 +461,19 @@ def test_a_bad_expression_is_refused_saying_why(expression, message):
 def test_an_unknown_time_zone_is_refused():
     with pytest.raises(ScheduleError, match="'Mars/Olympus' is not a time zone"):
         next_fire("cron(0 3 * * ? *)", "Mars/Olympus", T)
+
+
+def test_an_export_made_by_hand_never_moves_the_chain_of_windows():
+    # Given a scheduled window ending at 10:00, then `ddbsync export --incremental` of 10:30-10:50 by hand
+    t1 = datetime(2026, 11, 25, 10, tzinfo=timezone.utc)
+    hour, minute = timedelta(hours=1), timedelta(minutes=1)
+
+    def made(arn: str, start: datetime, window: tuple[datetime, datetime], prefix: str) -> ExportRecord:
+        return ExportRecord(arn, "COMPLETED", "INCREMENTAL_EXPORT", start, "bucket", prefix, window=window)
+
+    scheduled = made("t/export/1", t1 + minute, (t1 - hour, t1), "Employees/2026/11/25")
+    by_hand = made("t/export/2", t1 + 51 * minute, (t1 + 30 * minute, t1 + 50 * minute), "Employees/manual/2026/11/25")
+    # Then only the schedule's own exports count: the next window starts where its chain ended
+    assert scheduled.made_by_schedule("bucket", "Employees") and not by_hand.made_by_schedule("bucket", "Employees")
+    mine = [r for r in (by_hand, scheduled) if r.made_by_schedule("bucket", "Employees")]
+    assert plan_incremental(mine, t1 + hour, hour).window == (t1, t1 + hour)

@@ -131,7 +131,7 @@ def test_export_waits_and_prints_the_folder_backfill_takes(stack, capsys, tmp_pa
     assert code == 0, err
     url = out.strip()
     today = datetime.now(timezone.utc)
-    assert url.startswith(f"s3://{EXPORT_BUCKET}/Employees/{today:%Y/%m/%d}/AWSDynamoDB/") and url.endswith("/")
+    assert url.startswith(f"s3://{EXPORT_BUCKET}/Employees/manual/{today:%Y/%m/%d}/AWSDynamoDB/") and url.endswith("/")
     assert "COMPLETED" in err and f"ddbsync backfill --table Employees --export {url}" in err
     code, out, _ = run(capsys, "--table", "Employees", "--export", url)
     assert code == 0 and equal_to_dynamodb(stack)

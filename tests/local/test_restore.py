@@ -22,6 +22,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from ddbsync.cli import main
 from ddbsync.cli.output import CommandError
 from ddbsync.cli.restore import add_restore_parser, restore_command
 from ddbsync.exports.manifest import FULL_EXPORT as FULL
@@ -582,3 +583,80 @@ def test_an_export_of_another_key_schema_is_refused_naming_the_line_and_writes_n
     with pytest.raises(RestoreError, match=r"data/.*\.json\.gz line 1: a line holds not the table's key pk \(S\), sk"):
         restore(ddb, exports, "other", plan, Ledger(tmp_path / "l.json", "other"))
     assert ddb.scan(TableName="other")["Count"] == 0
+
+
+# Found in review: a ledger must never skip a later export after an earlier one was written again,
+# nor take a table made again under the same name for the one it recorded.
+def now():
+    time.sleep(0.01)
+    moment = datetime.now(timezone.utc)
+    time.sleep(0.01)
+    return moment
+
+
+def test_an_export_skipped_by_the_ledger_after_one_applied_now_loses_its_change(aws, tmp_path):
+    ddb, s3 = aws
+    create_table(ddb, "source", source=True)
+    key = {"pk": {"S": "a"}, "sk": {"N": "1"}}
+    ddb.put_item(TableName="source", Item={**key, "v": {"S": "v1"}})
+    full, described = export(ddb, "source")
+    t0 = described["ExportTime"]
+    ddb.put_item(TableName="source", Item={**key, "v": {"S": "v2"}})
+    t1 = now()
+    ddb.put_item(TableName="source", Item={**key, "v": {"S": "v3"}})
+    t2 = now()
+    inc = dict(ExportType="INCREMENTAL_EXPORT")
+    long, _ = export(ddb, "source", **inc, IncrementalExportSpecification={"ExportFromTime": t0, "ExportToTime": t2})
+    short, _ = export(ddb, "source", **inc, IncrementalExportSpecification={"ExportFromTime": t0, "ExportToTime": t1})
+    create_table(ddb, "target")
+    ledger = tmp_path / "ledger.json"
+
+    exports, plan = plan_of(s3, full, long)
+    restore(ddb, exports, "target", plan, Ledger(ledger, "target"), backoff=FAST)
+    assert items(ddb, "target")[("a", "1")]["v"] == {"S": "v3"}
+
+    # the same full export and the same later export, an earlier (finer) one between them: check_order takes it
+    exports, plan = plan_of(s3, full, short, long)
+    report = restore(ddb, exports, "target", plan, Ledger(ledger, "target"), backoff=FAST)
+    print(report.files, report.skipped)
+    assert items(ddb, "target")[("a", "1")]["v"] == {"S": "v3"}  # the source's state; fails: v2
+
+
+@pytest.mark.parametrize("ledger", ["dir", "afile/ledger.json"])
+def test_a_ledger_path_that_cannot_be_used_is_one_line(aws, capsys, tmp_path, ledger):
+    ddb, s3 = aws
+    create_table(ddb, "source", source=True)
+    ddb.put_item(TableName="source", Item=every_type(1))
+    url, _ = export(ddb, "source")
+    create_table(ddb, "target")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(CommandError):
+        run(capsys, "--export", url, "--table", "target", "--ledger", str(tmp_path / ledger))
+
+
+def test_a_recreated_table_of_the_same_name_is_left_empty_by_the_default_ledger(aws, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default ledger is .ddbsync/restore-<export id>-<table>.json
+    ddb, s3 = aws
+    create_table(ddb, "source", source=True)
+    for n in range(10):
+        ddb.put_item(TableName="source", Item=every_type(n))
+    url, _ = export(ddb, "source")
+    create_table(ddb, "target")
+    assert run(capsys, "--export", url, "--table", "target")[0] == 0
+    ddb.delete_table(TableName="target")  # a restore drill: drop the table, make it again, restore again
+    create_table(ddb, "target")
+
+    code, out, err = run(capsys, "--export", url, "--table", "target")
+    assert code == 0
+    assert len(items(ddb, "target")) == 10
+
+
+def test_restore_without_a_region_is_one_line(monkeypatch, capsys, tmp_path):
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    code = main(["restore", "--export", "s3://b/p/AWSDynamoDB/01/", "--table", "T"])
+    assert code == 2 and "region" in capsys.readouterr().err
