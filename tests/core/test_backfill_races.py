@@ -5,7 +5,6 @@ Each test reproduces a defect found in review, against the real PostgreSQL and m
 
 from __future__ import annotations
 
-import copy
 import os
 import threading
 import time
@@ -22,7 +21,7 @@ from ddbsync.core.connection import connect
 from ddbsync.exports.loading import LoaderFailed, load_export
 from ddbsync.exports.manifest import ExportError
 from ddbsync.exports.s3 import S3Exports
-from tests.core.test_backfill import NOW, export, full_lines, rows, split
+from tests.core.test_backfill import NOW, export, full_lines, load_then_replay, rows, split
 from tests.streams import ModelTable
 
 
@@ -97,11 +96,7 @@ def test_a_tombstone_on_the_old_scale_is_not_lowered_by_the_exports_bury(replica
         cursor.execute(f"UPDATE ddbsync_tombstones SET version = {TO_OLD.format(v='version')}")
         cursor.execute(f"UPDATE ddbsync_rejects SET version = {TO_OLD.format(v='version')}")
     # When an export as of NOW (item 3 did not exist yet) is loaded, then the reject is replayed
-    exports, summary, files = export(s3, "Employees", [full_lines([{"Id": 1, "empName": "one"}])], NOW)
-    load_export(replicator, exports, summary, files)
-    replayed = copy.deepcopy(refused)
-    replayed["dynamodb"]["NewImage"]["empName"] = {"S": "fits now"}
-    assert replicator.process([replayed]).retry_from is None
+    load_then_replay(replicator, s3, refused)
     # Then item 3, deleted at +100 s, stays deleted
     assert rows(sql, "SELECT id FROM employees ORDER BY id") == [(1,)]
 
