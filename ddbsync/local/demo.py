@@ -146,8 +146,9 @@ class Backfilling(threading.Thread):
             report = load_export(replicator, exports, summary, files)
             self.outcome = (
                 f"export of {summary.export_time:%H:%M:%S.%f} UTC, {len(files)} data files, {report.items} items: "
-                f"{report.upserted} rows written (the rest were already newer from the stream), "
-                f"{report.deleted} deleted, {report.rejected} rejected, in {report.seconds:.2f} s"
+                f"{report.upserted} rows written, {report.items - report.upserted - report.rejected - report.ignored} "
+                f"already newer from the stream, {report.deleted} deleted, {report.rejected} rejected, "
+                f"in {report.seconds:.2f} s"
             )
         except BaseException as error:  # raised by join(), in the demo's thread
             self.error = error
