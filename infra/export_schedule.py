@@ -105,7 +105,7 @@ class ExportSchedule(pulumi.ComponentResource):
         self.scheduler_role = aws.iam.Role(
             f"{name}-scheduler",
             assume_role_policy=pulumi.Output.all(fn.account_id, fn.region, fn.partition).apply(
-                lambda v: json.dumps(scheduler_trust_policy(*v, schedule_prefix=name))
+                lambda v: json.dumps(scheduler_trust_policy(*v))
             ),
             opts=child,
         )
@@ -200,7 +200,7 @@ def function_policy(
     }
 
 
-def scheduler_trust_policy(account: str, region: str, partition: str, schedule_prefix: str) -> dict:
+def scheduler_trust_policy(account: str, region: str, partition: str) -> dict:
     """Scheduler may act as the role only for this account's export schedules (confused-deputy protection)."""
     return {
         "Version": "2012-10-17",
@@ -210,10 +210,11 @@ def scheduler_trust_policy(account: str, region: str, partition: str, schedule_p
                 "Principal": {"Service": "scheduler.amazonaws.com"},
                 "Action": "sts:AssumeRole",
                 "Condition": {
-                    "StringEquals": {"aws:SourceAccount": account},
-                    "ArnLike": {
-                        "aws:SourceArn": f"arn:{partition}:scheduler:{region}:{account}:schedule/default/"
-                        f"{schedule_prefix}-*"
+                    # Scheduler's confused-deputy guard names the schedule group: AWS refuses the role to a
+                    # condition on one schedule or a name prefix (Scheduler guide, "confused deputy").
+                    "StringEquals": {
+                        "aws:SourceAccount": account,
+                        "aws:SourceArn": f"arn:{partition}:scheduler:{region}:{account}:schedule-group/default",
                     },
                 },
             }

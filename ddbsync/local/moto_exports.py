@@ -32,6 +32,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any, Callable
 
 from moto.core.exceptions import JsonRESTError
@@ -121,7 +122,12 @@ def _keys(table: Table, image: Image) -> Image:
 
 
 def _key_id(keys: Image) -> str:
-    return json.dumps(keys, sort_keys=True)
+    """One text per item, as moto tells keys apart: numbers by value (`1` and `1.0` are one key)."""
+    canonical = {
+        name: {"N": format(Decimal(value["N"]).normalize(), "f")} if isinstance(value, dict) and "N" in value else value
+        for name, value in keys.items()
+    }
+    return json.dumps(canonical, sort_keys=True)
 
 
 # --- what install() patches into moto ---------------------------------------------------------------------

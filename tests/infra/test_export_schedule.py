@@ -93,9 +93,11 @@ def test_the_scheduler_may_only_invoke_that_function_for_this_accounts_export_sc
     role = scheduled.one("aws:iam/role:Role", f"{NAME}-scheduler").inputs
     (trust,) = json.loads(role["assumeRolePolicy"])["Statement"]
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
-    assert trust["Condition"] == {
-        "StringEquals": {"aws:SourceAccount": ACCOUNT},
-        "ArnLike": {"aws:SourceArn": f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/{NAME}-*"},
+    assert trust["Condition"] == {  # the schedule group, as Scheduler requires: not a schedule or a name prefix
+        "StringEquals": {
+            "aws:SourceAccount": ACCOUNT,
+            "aws:SourceArn": f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule-group/default",
+        },
     }
     assert statements(scheduled, f"{NAME}-scheduler") == {
         "Export": {"Effect": "Allow", "Action": ["lambda:InvokeFunction"], "Resource": [FUNCTION_ARN], "Sid": "Export"}
