@@ -12,7 +12,7 @@ from argparse import Namespace
 from datetime import datetime, timezone
 from typing import Any
 
-from ddbsync.cli.output import CommandError, local_stack_state, operator_replicator
+from ddbsync.cli.output import CommandError, file_progress, local_stack_state, operator_replicator
 
 EXPORT_BUCKET_ENV = "DDBSYNC_EXPORT_BUCKET"  # `pulumi stack output exportBucket`
 BACKFILL_QUEUE_ENV = "DDBSYNC_BACKFILL_QUEUE"  # `pulumi stack output backfillQueueUrl`
@@ -25,24 +25,6 @@ def export_bucket(bucket: str | None) -> str:
     if not found:
         raise CommandError(f"name the export's bucket: --bucket, or ${EXPORT_BUCKET_ENV} (stack output exportBucket)")
     return found
-
-
-def _progress(total: int) -> tuple[Any, Any]:
-    """A bar of items (with rate and ETA) on a terminal; otherwise a log line per file."""
-    from tqdm import tqdm
-
-    if not sys.stderr.isatty():
-        return None, lambda result: print(_file_line(result), file=sys.stderr, flush=True)
-    bar = tqdm(total=total, unit="items", unit_scale=True, dynamic_ncols=True, file=sys.stderr)
-    files = {"done": 0}
-
-    def on_file(result: Any) -> None:
-        files["done"] += 1
-        bar.set_postfix_str(f"files {files['done']}")
-        if result.skipped:
-            bar.write(f"  {result.key}: already loaded", file=sys.stderr)
-
-    return bar, on_file
 
 
 def _file_line(result: Any) -> str:
@@ -90,7 +72,7 @@ def _load_here(exports: Any, summary: Any, data_files: list, force: bool, worker
     from ddbsync.exports.s3 import S3Exports
 
     replicator = operator_replicator()
-    bar, on_file = _progress(summary.item_count)
+    bar, on_items, on_file = file_progress(summary.item_count, _file_line, "already loaded")
     try:
         report = load_export(
             replicator,
@@ -98,7 +80,7 @@ def _load_here(exports: Any, summary: Any, data_files: list, force: bool, worker
             summary,
             data_files,
             force,
-            on_items=bar.update if bar else None,
+            on_items=on_items,
             on_file=on_file,
             workers=workers,
             fresh=lambda: (operator_replicator(), S3Exports()),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 STATE_DIR = Path(os.environ.get("DDBSYNC_STATE_DIR", ".ddbsync"))
 
@@ -17,6 +18,29 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
     return value
+
+
+def file_progress(
+    total: int, file_line: Callable[[Any], str], done_before: str
+) -> tuple[Any, Callable[[int], Any] | None, Callable[[Any], None]]:
+    """(bar, on_items, on_file): a bar of items with rate and ETA on a terminal, else one log line per file.
+
+    `file_line` says what a file did; a file skipped as done before is named on the bar with `done_before`.
+    """
+    if not sys.stderr.isatty():
+        return None, None, lambda result: print(file_line(result), file=sys.stderr, flush=True)
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="items", unit_scale=True, dynamic_ncols=True, file=sys.stderr)
+    files = {"done": 0}
+
+    def on_file(result: Any) -> None:
+        files["done"] += 1
+        bar.set_postfix_str(f"files {files['done']}")
+        if result.skipped:
+            bar.write(f"  {result.key}: {done_before}", file=sys.stderr)
+
+    return bar, bar.update, on_file
 
 
 class CommandError(Exception):

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ddbsync.cli.output import STATE_DIR, CommandError, positive_int
+from ddbsync.cli.output import STATE_DIR, CommandError, file_progress, positive_int
 
 KEY_TYPES = ("S", "N", "B")
 WORKERS = 4
@@ -132,25 +132,6 @@ def restore_command(args: Namespace) -> int:
         return 130
 
 
-def _progress(total: int) -> tuple[Any, Any, Any]:
-    """A bar of items (with rate and ETA) on a terminal; otherwise a log line per file."""
-    from tqdm import tqdm
-
-    if not sys.stderr.isatty():
-        return None, None, lambda result: print(_file_line(result), file=sys.stderr, flush=True)
-    bar = tqdm(total=total, unit="items", unit_scale=True, dynamic_ncols=True, file=sys.stderr)
-    files = {"done": 0}
-
-    def on_file(result: Any) -> None:
-        if result.skipped:
-            bar.write(f"  {result.key}: already restored", file=sys.stderr)
-            return
-        files["done"] += 1
-        bar.set_postfix_str(f"files {files['done']}")
-
-    return bar, bar.update, on_file
-
-
 def _file_line(result: Any) -> str:
     if result.skipped:
         return f"{result.key}: already restored (in the ledger), skipped"
@@ -171,7 +152,7 @@ def _write(args: Namespace, dynamodb: Any, exports: Any, plan: list) -> int:
         )
     ledger.save()
     total = sum(f.item_count for summary, files in plan for f in files if not ledger.done(summary, f))
-    bar, on_items, on_file = _progress(total)
+    bar, on_items, on_file = file_progress(total, _file_line, "already restored")
     try:
         report = restore(
             dynamodb,
@@ -236,7 +217,7 @@ def _import(args: Namespace, dynamodb: Any, exports: Any, plan: list) -> int:
 
 def _verify(exports: Any, summary: Any, data_files: list) -> None:
     """Read every data file through the verified reader (`FileRefused` names a bad one) before importing."""
-    bar, on_items, _ = _progress(summary.item_count)
+    bar, on_items, _ = file_progress(summary.item_count, _file_line, "already restored")
     try:
         for data_file in data_files:
             count = sum(1 for _ in exports.lines(summary, data_file))

@@ -220,8 +220,9 @@ class Backfill:
             result.attempts = tries
             if staged is None or staged.connection is not self.replicator.connection():
                 staged = None
-                if self._is_loaded(data_file):
-                    return replace(result, skipped=True)
+                with self.replicator.connection().cursor() as cursor:
+                    if self._is_loaded(cursor, data_file):
+                        return replace(result, skipped=True)
                 count(-counted[0])  # a staging begins again: its items are counted again
                 staged = self._stage(open_lines, count)
             return self._merge(data_file, staged, result, open_lines)
@@ -261,13 +262,13 @@ class Backfill:
                     raise
                 time.sleep(pause)
 
-    def _is_loaded(self, data_file: DataFile) -> bool:
-        with self.replicator.connection().cursor() as cursor:
-            cursor.execute(
-                f"SELECT 1 FROM {EXPORT_FILES_TABLE} WHERE export_arn = %s AND data_file = %s",
-                (self.summary.export_arn, data_file.key),
-            )
-            return cursor.fetchone() is not None
+    def _is_loaded(self, cursor: Any, data_file: DataFile) -> bool:
+        """Whether the ledger holds the file (inside the file's transaction: whether another loader committed it)."""
+        cursor.execute(
+            f"SELECT 1 FROM {EXPORT_FILES_TABLE} WHERE export_arn = %s AND data_file = %s",
+            (self.summary.export_arn, data_file.key),
+        )
+        return cursor.fetchone() is not None
 
     def _stage(self, open_lines: OpenLines, on_items: Callable[[int], None] | None) -> _Staged:
         """Decode the file into its stages, chunk by chunk, so memory stays flat in the file's size.
@@ -302,11 +303,7 @@ class Backfill:
             with transaction(cursor):
                 self._lock(cursor)
                 self._check_age(cursor)
-                cursor.execute(
-                    f"SELECT 1 FROM {EXPORT_FILES_TABLE} WHERE export_arn = %s AND data_file = %s",
-                    (self.summary.export_arn, data_file.key),
-                )
-                if cursor.fetchone():  # another loader committed it meanwhile
+                if self._is_loaded(cursor, data_file):  # another loader committed it meanwhile
                     return replace(result, skipped=True)
                 cursor.execute("SAVEPOINT ddbsync_file")
                 try:
